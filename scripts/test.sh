@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install (with test extras and Debian chromium for the browser test), then run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh test,ray
+if ! command -v chromium >/dev/null 2>&1; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  { $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null; } \
+    || echo "test: could not install chromium; the browser test will be skipped"
+fi
+export MULTICAM_TRACKER_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,264 @@
+"""Wires the stages together: sources -> detection -> tracking -> re-identification -> association -> outputs.
+
+Each stage lives in its own module; this one only moves data between them, times them and writes the run
+directory (see docs/ARCHITECTURE.md for its layout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from tracker import __version__, env
+from tracker.config import PipelineConfig, to_dict
+from tracker.errors import InputError
+from tracker.fsutil import atomic_path, atomic_write_json
+from tracker.types import CameraInfo, Detections, Frame, Tracklet
+from tracker.video import FrameSource, open_source, read_mot_detections
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("numpy", "opencv-python", "torch", "torchvision", "ultralytics", "filterpy", "lap", "faiss-cpu", "trackeval")
+
+
+@dataclass
+class CameraInput:
+    """One camera to process: a video / frame folder / MOT sequence, and optionally its MOT detections."""
+
+    path: str
+    name: str | None = None
+    offset: float = 0.0
+    detections: str | None = None
+
+
+@dataclass
+class CameraResult:
+    info: CameraInfo
+    tracklets: list[Tracklet]
+    detector: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def open_inputs(inputs: list[CameraInput], stride: int) -> list[FrameSource]:
+    """Open and check every input before any work starts, so bad input fails fast with nothing written."""
+    sources = [open_source(c.path, c.name, c.offset, stride) for c in inputs]
+    names = [s.camera for s in sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"camera name '{dupes[0]}' is used twice; give distinct names with --names")
+    for c, s in zip(inputs, sources):
+        if c.detections is None and not s.has_images:
+            raise InputError(f"{c.path}: has no frames on disk; give its detections with --detections")
+        if c.detections is not None and not Path(c.detections).is_file():
+            raise InputError(f"{c.detections}: detection file not found")
+    return sources
+
+
+def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for f in frames:
+        batch.append(f)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=desc, unit="frame", disable=not enabled, leave=True, dynamic_ncols=True)
+
+
+def process_camera(source: FrameSource, cfg: PipelineConfig, detections_file: str | None = None,
+                   embedder=None, progress: bool = True) -> CameraResult:
+    """Detect and track people in one camera; returns its tracklets (embeddings not yet set)."""
+    from tracker.detect import build_detector
+    from tracker.reid import crop_quality
+    from tracker.track import CameraTracker
+
+    fps = source.info.fps / source.stride
+    tracker = CameraTracker(cfg.track, fps, source.camera, quality=crop_quality)
+    timings = {"decode": 0.0, "detect": 0.0, "track": 0.0}
+    if detections_file is not None:
+        by_frame = read_mot_detections(detections_file)
+        detector, detector_info = None, {"detector": "file", "detections": str(detections_file)}
+    else:
+        detector = build_detector(cfg.detect, source.sample_images(25) if cfg.detect.detector != "yolo" else ())
+        detector_info = detector.info()
+    appearance = embedder is not None and cfg.track.appearance_weight > 0
+    frames_done = 0
+    bar = _progress(len(source), source.camera, progress)
+    t0 = time.perf_counter()
+    for batch in _batched(source, cfg.detect.batch if detector is not None else 1):
+        t1 = time.perf_counter()
+        timings["decode"] += t1 - t0
+        if detector is not None:
+            dets = detector.detect([f.image for f in batch])
+        else:
+            dets = [by_frame.get(f.index, Detections.empty()) for f in batch]
+        t2 = time.perf_counter()
+        timings["detect"] += t2 - t1
+        for f, d in zip(batch, dets):
+            feats = None
+            if appearance and f.image is not None and len(d):
+                feats = embedder.embed([_crop(f.image, b) for b in d.xyxy])
+            tracker.update(f.index, f.time, d, f.image, feats)
+        frames_done += len(batch)
+        bar.update(len(batch))
+        t0 = time.perf_counter()
+        timings["track"] += t0 - t2
+    bar.close()
+    t = time.perf_counter()
+    tracklets = tracker.finish()
+    timings["track"] += time.perf_counter() - t
+    if frames_done == 0:
+        raise InputError(f"{source.info.source}: no frames could be decoded")
+    info = dataclasses.replace(source.info, frames_processed=frames_done)
+    return CameraResult(info, tracklets, detector_info, timings)
+
+
+def _crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
+    return image[y1 : max(min(y2, h), y1 + 1), x1 : max(min(x2, w), x1 + 1)]
+
+
+def embed_tracklets(tracklets: list[Tracklet], embedder, progress: bool = True) -> None:
+    """Set each tracklet's ``embedding``: the quality-weighted mean of its crops' embeddings."""
+    from tqdm import tqdm
+
+    from tracker.reid import tracklet_embedding
+
+    with_crops = [t for t in tracklets if t.crops]
+    chunk = 64
+    for i in tqdm(range(0, len(with_crops), chunk), desc="re-id", unit="chunk", disable=not progress):
+        part = with_crops[i : i + chunk]
+        feats = embedder.embed([c.image for t in part for c in t.crops])
+        start = 0
+        for t in part:
+            k = len(t.crops)
+            t.embedding = tracklet_embedding(feats[start : start + k], np.array([c.quality for c in t.crops]))
+            start += k
+
+
+def versions() -> dict[str, str]:
+    out = {"multicam-tracker": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, progress: bool = True,
+        calibration: str | None = None) -> dict:
+    """Run the whole job and write the run directory; returns the run metadata (run.json)."""
+    from tracker.associate import associate, load_calibration
+    from tracker.export import export_run
+    from tracker.reid import build_embedder
+    from tracker.store import ResultsStore
+
+    out = Path(out_dir)
+    started = time.perf_counter()
+    sources = open_inputs(inputs, cfg.video.stride)
+    _check_writable(out)
+    calib_path = calibration or cfg.associate.calibration
+    homographies = load_calibration(calib_path) if calib_path else {}
+
+    embedder = build_embedder(cfg.reid) if any(s.has_images for s in sources) else None
+    timings: dict[str, float] = {}
+    results: list[CameraResult] = []
+    for src, inp in zip(sources, inputs):
+        res = process_camera(src, cfg, inp.detections, embedder, progress)
+        res.info.homography = homographies.get(src.camera)
+        results.append(res)
+        for k, v in res.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    tracklets = [t for r in results for t in r.tracklets]
+
+    t = time.perf_counter()
+    if embedder is not None:
+        embed_tracklets(tracklets, embedder, progress)
+    timings["reid"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    evidence: list = []
+    if cfg.associate.enabled:
+        assoc = associate(tracklets, cfg.associate, homographies or None)
+        for tr, gid in zip(tracklets, assoc.global_ids):
+            tr.global_id = int(gid)
+        evidence = list(assoc.evidence)
+    timings["associate"] = time.perf_counter() - t
+
+    meta = {
+        "tool": "multicam-tracker",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "versions": versions(),
+        "config": to_dict(cfg),
+        "calibration": calib_path,
+        "detectors": {r.info.name: r.detector for r in results},
+        "embedder": embedder.info() if embedder is not None else None,
+        "cameras": [_camera_meta(r) for r in results],
+        "num_tracklets": len(tracklets),
+        "num_identities": len({t.global_id for t in tracklets}) if cfg.associate.enabled else None,
+        "offline": env.offline(),
+    }
+    t = time.perf_counter()
+    with atomic_path(out / "results.sqlite") as tmp:
+        with ResultsStore.create(tmp) as store:
+            store.write_run(meta=meta, cameras=[r.info for r in results], tracklets=tracklets, evidence=evidence)
+    timings["store"] = time.perf_counter() - t
+    t = time.perf_counter()
+    export_run(out)
+    timings["export"] = time.perf_counter() - t
+
+    if cfg.output.annotated_video:
+        from tracker.annotate import write_annotated_videos
+
+        t = time.perf_counter()
+        write_annotated_videos(sources, tracklets, out / "videos", progress)
+        timings["video"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    meta["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    atomic_write_json(out / "run.json", meta)
+    return meta
+
+
+def _camera_meta(r: CameraResult) -> dict:
+    info = dataclasses.asdict(r.info)
+    info.pop("homography", None)
+    info["calibrated"] = r.info.homography is not None
+    info["tracklets"] = len(r.tracklets)
+    info["timings"] = {k: round(v, 3) for k, v in r.timings.items()}
+    return info
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the run there ({exc.strerror or exc})") from None

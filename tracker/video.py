@@ -1,0 +1,245 @@
+"""Frame sources: a video file, a folder of frames, or a MOTChallenge sequence folder.
+
+Every source streams frames one at a time (memory stays bounded whatever the length), skips frames by
+``stride`` and stamps each frame with its time on the common clock (``(index - 1) / fps + offset``).
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from tracker.errors import InputError
+from tracker.types import CameraInfo, Detections, Frame
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_FOLDER_FPS = 25.0
+
+
+@dataclass
+class FrameSource:
+    """A camera's frames. Iterate to stream :class:`Frame` objects (``image`` is None without pixels)."""
+
+    info: CameraInfo
+    stride: int = 1
+    _video: Path | None = None
+    _images: list[Path] | None = None
+
+    @property
+    def camera(self) -> str:
+        return self.info.name
+
+    @property
+    def has_images(self) -> bool:
+        return self._video is not None or bool(self._images)
+
+    def __len__(self) -> int:
+        """Number of frames the iteration yields (after stride); an estimate for some containers."""
+        total = self.info.frames_total or 0
+        return (total + self.stride - 1) // self.stride
+
+    def time_of(self, index: int) -> float:
+        return (index - 1) / self.info.fps + self.info.offset
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._video is not None:
+            yield from self._iter_video()
+        elif self._images:
+            for i, path in enumerate(self._images, start=1):
+                if (i - 1) % self.stride == 0:
+                    yield Frame(self.camera, i, self.time_of(i), _read_image(path))
+        else:
+            for i in range(1, (self.info.frames_total or 0) + 1, self.stride):
+                yield Frame(self.camera, i, self.time_of(i), None)
+
+    def _iter_video(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self._video))
+        try:
+            index = 0
+            while True:
+                index += 1
+                if (index - 1) % self.stride:
+                    if not cap.grab():
+                        break
+                    continue
+                ok, image = cap.read()
+                if not ok:
+                    break
+                yield Frame(self.camera, index, self.time_of(index), image)
+        finally:
+            cap.release()
+
+    def sample_images(self, count: int) -> list[np.ndarray]:
+        """Up to ``count`` frames spread evenly over the source (for background models and thumbnails)."""
+        if self._images:
+            picks = np.linspace(0, len(self._images) - 1, min(count, len(self._images))).round().astype(int)
+            return [_read_image(self._images[i]) for i in sorted(set(picks))]
+        if self._video is None:
+            return []
+        cap = cv2.VideoCapture(str(self._video))
+        try:
+            total = self.info.frames_total or int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            out = []
+            for i in sorted(set(np.linspace(0, max(total - 1, 0), count).round().astype(int))):
+                cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+                ok, image = cap.read()
+                if ok:
+                    out.append(image)
+            return out
+        finally:
+            cap.release()
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"{path}: not a readable image")
+    return image
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_seqinfo(folder: Path) -> dict[str, str]:
+    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``, lower-cased keys."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(folder / "seqinfo.ini")
+        return {k.lower(): v for k, v in parser["Sequence"].items()}
+    except (configparser.Error, KeyError):
+        raise InputError(f"{folder / 'seqinfo.ini'}: not a MOTChallenge seqinfo.ini ([Sequence] missing)") from None
+
+
+def open_source(path: str | Path, name: str | None = None, offset: float = 0.0, stride: int = 1) -> FrameSource:
+    """Open a video file, a folder of frames or a MOT sequence folder; check it has frames.
+
+    Raises :class:`InputError` naming ``path`` when it is missing, unreadable or has no frames.
+    """
+    p = Path(path)
+    if stride < 1:
+        raise InputError(f"--frame-stride must be at least 1, got {stride}")
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    camera = name or (p.stem if p.is_file() else p.name)
+    if p.is_dir():
+        return _open_folder(p, camera, offset, stride)
+    return _open_video(p, camera, offset, stride)
+
+
+def _open_video(p: Path, camera: str, offset: float, stride: int) -> FrameSource:
+    cap = cv2.VideoCapture(str(p))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"{p}: not a readable video")
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise InputError(f"{p}: the video has no frames")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    finally:
+        cap.release()
+    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        fps = DEFAULT_FOLDER_FPS
+    h, w = image.shape[:2]
+    info = CameraInfo(camera, str(p), w, h, float(fps), offset, total)
+    return FrameSource(info, stride, _video=p)
+
+
+def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSource:
+    seq = read_seqinfo(p) if (p / "seqinfo.ini").is_file() else None
+    img_dir = p / (seq.get("imdir", "img1") if seq else "")
+    images = _list_images(img_dir) if img_dir.is_dir() else []
+    if seq is None and not images:
+        raise InputError(f"{p}: folder has no images and no seqinfo.ini")
+    if seq is not None:
+        try:
+            fps = float(seq.get("framerate", DEFAULT_FOLDER_FPS))
+            length = int(seq["seqlength"])
+            width, height = int(seq.get("imwidth", 0)), int(seq.get("imheight", 0))
+        except (KeyError, ValueError):
+            raise InputError(f"{p / 'seqinfo.ini'}: needs numeric seqLength, frameRate, imWidth, imHeight") from None
+        if length <= 0:
+            raise InputError(f"{p / 'seqinfo.ini'}: seqLength is {length}, the sequence has no frames")
+        if images:
+            images = images[:length]
+    else:
+        fps, length = DEFAULT_FOLDER_FPS, len(images)
+        height, width = _read_image(images[0]).shape[:2]
+    info = CameraInfo(camera, str(p), width, height, fps, offset, length)
+    return FrameSource(info, stride, _images=images or None)
+
+
+def read_mot_detections(path: str | Path, min_conf: float = -np.inf) -> dict[int, Detections]:
+    """Read a MOTChallenge detection file (``frame,id,x,y,w,h,conf,...``) into per-frame Detections.
+
+    Scores above 1 (some public detectors give raw scores) are kept; the tracker's thresholds apply to them
+    as given, so choose thresholds to match the detector.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: detection file not found")
+    try:
+        rows = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError:
+        raise InputError(f"{p}: not a MOTChallenge detection file (frame,id,x,y,w,h,conf,...)") from None
+    if rows.size == 0:
+        return {}
+    if rows.shape[1] < 7:
+        raise InputError(f"{p}: needs at least 7 comma-separated columns, found {rows.shape[1]}")
+    rows = rows[rows[:, 6] >= min_conf]
+    out: dict[int, Detections] = {}
+    frames = rows[:, 0].astype(np.int64)
+    order = np.argsort(frames, kind="stable")
+    rows, frames = rows[order], frames[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(rows)]):
+        out[int(frames[s])] = Detections.from_xywh(rows[s:e, 2:6], rows[s:e, 6])
+    return out
+
+
+class H264Writer:
+    """Stream BGR frames into a browser-playable H.264 MP4 (PyAV / libx264, yuv420p).
+
+    Use as a context manager; frames must all have the size given. Odd sizes are padded by one pixel,
+    as yuv420p needs even dimensions.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 26,
+                 preset: str = "veryfast", threads: int = 0):
+        import av
+        from fractions import Fraction
+
+        self.width, self.height = width + width % 2, height + height % 2
+        self._container = av.open(str(path), mode="w", format="mp4")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": preset, "movflags": "+faststart"}
+        self._stream.codec_context.thread_count = threads
+        self._av = av
+
+    def write(self, image: np.ndarray) -> None:
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            image = cv2.copyMakeBorder(image, 0, self.height - image.shape[0], 0, self.width - image.shape[1],
+                                       cv2.BORDER_REPLICATE)
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> "H264Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
