@@ -90,7 +90,7 @@ def test_tracker_on_noisy_gt_boxes_keeps_identities(tmp_path):
                 for t in tracklets for f, b, _ in t.iter_rows()]
     _write_mot(tmp_path / "gt.txt", gt_rows)
     _write_mot(tmp_path / "res.txt", sorted(res_rows))
-    m = evaluate_sequences({"synthetic": (tmp_path / "gt.txt", tmp_path / "res.txt")})["synthetic"]
+    m = evaluate_sequences({"synthetic": (tmp_path / "gt.txt", tmp_path / "res.txt")})["sequences"]["synthetic"]
     assert m["IDF1"] >= 0.95, m
     assert m["MOTA"] >= 0.90, m
 

@@ -28,7 +28,7 @@ class FrameSource:
     info: CameraInfo
     stride: int = 1
     _video: Path | None = None
-    _images: list[Path] | None = None
+    _images: list[Path | None] | None = None  # one entry per frame; None where the frame is not on disk
 
     @property
     def camera(self) -> str:
@@ -36,7 +36,8 @@ class FrameSource:
 
     @property
     def has_images(self) -> bool:
-        return self._video is not None or bool(self._images)
+        """True when every frame has pixels (a detector can run on it)."""
+        return self._video is not None or (bool(self._images) and all(p is not None for p in self._images))
 
     def __len__(self) -> int:
         """Number of frames the iteration yields (after stride); an estimate for some containers."""
@@ -49,13 +50,10 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame]:
         if self._video is not None:
             yield from self._iter_video()
-        elif self._images:
-            for i, path in enumerate(self._images, start=1):
-                if (i - 1) % self.stride == 0:
-                    yield Frame(self.camera, i, self.time_of(i), _read_image(path))
         else:
-            for i in range(1, (self.info.frames_total or 0) + 1, self.stride):
-                yield Frame(self.camera, i, self.time_of(i), None)
+            for i in range(1, len(self._images or []) + 1, self.stride):
+                path = self._images[i - 1]
+                yield Frame(self.camera, i, self.time_of(i), None if path is None else _read_image(path))
 
     def _iter_video(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self._video))
@@ -77,8 +75,9 @@ class FrameSource:
     def sample_images(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` frames spread evenly over the source (for background models and thumbnails)."""
         if self._images:
-            picks = np.linspace(0, len(self._images) - 1, min(count, len(self._images))).round().astype(int)
-            return [_read_image(self._images[i]) for i in sorted(set(picks))]
+            present = [p for p in self._images if p is not None]
+            picks = np.linspace(0, len(present) - 1, min(count, len(present))).round().astype(int)
+            return [_read_image(present[i]) for i in sorted(set(picks))]
         if self._video is None:
             return []
         cap = cv2.VideoCapture(str(self._video))
@@ -104,6 +103,15 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _by_frame_number(images: list[Path], length: int) -> list[Path | None]:
+    """Place MOTChallenge frames (``000001.jpg`` ...) at their frame number; missing frames stay None."""
+    slots: list[Path | None] = [None] * length
+    for path in images:
+        if path.stem.isdigit() and 1 <= int(path.stem) <= length:
+            slots[int(path.stem) - 1] = path
+    return slots
 
 
 def read_seqinfo(folder: Path) -> dict[str, str]:
@@ -166,13 +174,12 @@ def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSourc
             raise InputError(f"{p / 'seqinfo.ini'}: needs numeric seqLength, frameRate, imWidth, imHeight") from None
         if length <= 0:
             raise InputError(f"{p / 'seqinfo.ini'}: seqLength is {length}, the sequence has no frames")
-        if images:
-            images = images[:length]
+        images = _by_frame_number(images, length)
     else:
         fps, length = DEFAULT_FOLDER_FPS, len(images)
         height, width = _read_image(images[0]).shape[:2]
     info = CameraInfo(camera, str(p), width, height, fps, offset, length)
-    return FrameSource(info, stride, _images=images or None)
+    return FrameSource(info, stride, _images=images)
 
 
 def read_mot_detections(path: str | Path, min_conf: float = -np.inf) -> dict[int, Detections]:
