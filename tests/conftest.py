@@ -29,3 +29,21 @@ def _model_cache(tmp_path_factory, monkeypatch):
     """Keep every test's model cache and ultralytics settings out of the user's home."""
     home = tmp_path_factory.getbasetemp() / "model-cache"
     monkeypatch.setenv("MULTICAM_TRACKER_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """The committed sample scene through the whole CLI, offline (motion detector, histogram embedder).
+
+    Run once per test session and shared: several test modules read its outputs.
+    """
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("sample-run") / "run"
+    env = {**os.environ, "MULTICAM_TRACKER_HOME": str(tmp_path_factory.mktemp("home"))}
+    cmd = [sys.executable, "-m", "tracker", "--videos", *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
+           "--out", str(out), "--calibration", str(SAMPLE / "scene.json"), "--offline", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -18,6 +18,7 @@ import yaml
 
 from tracker.associate_config import AssociateConfig
 from tracker.errors import InputError
+from tracker.executor import ExecConfig
 from tracker.reid.config import ReidConfig
 
 
@@ -34,6 +35,7 @@ class VideoConfig:
 class MotionConfig:
     """Background-subtraction detector for static cameras (OpenCV MOG2)."""
 
+    scale: float = 0.5  # background subtraction runs on frames resized by this factor (speed)
     history: int = 300
     var_threshold: float = 24.0
     warmup_frames: int = 30
@@ -92,6 +94,7 @@ class PipelineConfig:
     reid: ReidConfig = field(default_factory=ReidConfig)
     associate: AssociateConfig = field(default_factory=AssociateConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    execution: ExecConfig = field(default_factory=ExecConfig)
 
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:

@@ -191,11 +191,12 @@ class MotionDetector:
         self.subtractor = cv2.createBackgroundSubtractorMOG2(
             history=cfg.history, varThreshold=cfg.var_threshold, detectShadows=True
         )
-        self.open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.open_kernel, cfg.open_kernel))
-        self.close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.close_kernel, cfg.close_kernel * 2 + 1))
+        ok, ck = max(1, round(cfg.open_kernel * cfg.scale)), max(1, round(cfg.close_kernel * cfg.scale))
+        self.open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ok, ok))
+        self.close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ck, ck * 2 + 1))
         self.frames_seen = 0
         if len(background):
-            median = np.median(np.stack(background), axis=0).astype(np.uint8)
+            median = self._resize(np.median(np.stack(background), axis=0).astype(np.uint8))
             for _ in range(cfg.warmup_frames):
                 self.subtractor.apply(median, learningRate=-1)
             self.frames_seen = cfg.warmup_frames
@@ -203,9 +204,14 @@ class MotionDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [self._one(im) for im in images]
 
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        if self.cfg.scale == 1.0:
+            return image
+        return cv2.resize(image, None, fx=self.cfg.scale, fy=self.cfg.scale, interpolation=cv2.INTER_AREA)
+
     def _one(self, image: np.ndarray) -> Detections:
         cfg = self.cfg
-        mask = self.subtractor.apply(image)
+        mask = self.subtractor.apply(self._resize(image))
         self.frames_seen += 1
         if self.frames_seen <= cfg.warmup_frames // 2:
             return Detections.empty()
@@ -227,7 +233,7 @@ class MotionDetector:
                 scores.append(np.clip(0.35 + fill, 0.0, 0.99))
         if not boxes:
             return Detections.empty()
-        return Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32))
+        return Detections(np.asarray(boxes, np.float32) / cfg.scale, np.asarray(scores, np.float32))
 
     def info(self) -> dict:
         out = {"detector": "motion"}

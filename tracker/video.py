@@ -7,7 +7,8 @@ Every source streams frames one at a time (memory stays bounded whatever the len
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +16,9 @@ import cv2
 import numpy as np
 
 from tracker.errors import InputError
+
+# FFmpeg's own log lines ("moov atom not found") would precede our one-line error; we report failures ourselves.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 from tracker.types import CameraInfo, Detections, Frame
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -23,12 +27,18 @@ DEFAULT_FOLDER_FPS = 25.0
 
 @dataclass
 class FrameSource:
-    """A camera's frames. Iterate to stream :class:`Frame` objects (``image`` is None without pixels)."""
+    """A camera's frames. Iterate to stream :class:`Frame` objects (``image`` is None without pixels).
+
+    ``start`` / ``stop`` restrict the iteration to frames ``start <= index < stop`` (1-based, ``stop`` None: to
+    the end); see :meth:`window`.
+    """
 
     info: CameraInfo
     stride: int = 1
     _video: Path | None = None
     _images: list[Path | None] | None = None  # one entry per frame; None where the frame is not on disk
+    start: int = 1
+    stop: int | None = None
 
     @property
     def camera(self) -> str:
@@ -42,7 +52,24 @@ class FrameSource:
     def __len__(self) -> int:
         """Number of frames the iteration yields (after stride); an estimate for some containers."""
         total = self.info.frames_total or 0
-        return (total + self.stride - 1) // self.stride
+        end = total + 1 if self.stop is None else min(self.stop, total + 1)
+        return max(0, (end - self._first_index() + self.stride - 1) // self.stride)
+
+    def window(self, start: int = 1, stop: int | None = None) -> "FrameSource":
+        """This source restricted to frames ``start <= index < stop`` (1-based; ``stop`` None: to the end).
+
+        Frame numbers, times and the stride phase stay those of the whole source, so a window yields exactly
+        the frames the whole source yields in its range (time chunks of a long video). A video window starts
+        with a seek (OpenCV's FFmpeg backend decodes from the preceding keyframe, frame-accurate for
+        constant-frame-rate files). :meth:`sample_images` still samples the whole source.
+        """
+        if start < 1 or (stop is not None and stop < start):
+            raise ValueError(f"invalid frame window [{start}, {stop})")
+        return replace(self, start=start, stop=stop)
+
+    def _first_index(self) -> int:
+        """The first frame number at or after ``start`` that the stride keeps (``(index - 1) % stride == 0``)."""
+        return self.start + (-(self.start - 1)) % self.stride
 
     def time_of(self, index: int) -> float:
         return (index - 1) / self.info.fps + self.info.offset
@@ -51,16 +78,23 @@ class FrameSource:
         if self._video is not None:
             yield from self._iter_video()
         else:
-            for i in range(1, len(self._images or []) + 1, self.stride):
+            last = len(self._images or []) if self.stop is None else min(len(self._images or []), self.stop - 1)
+            for i in range(self._first_index(), last + 1, self.stride):
                 path = self._images[i - 1]
                 yield Frame(self.camera, i, self.time_of(i), None if path is None else _read_image(path))
 
     def _iter_video(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self._video))
         try:
-            index = 0
+            index = self.start - 1
+            if index and not cap.set(cv2.CAP_PROP_POS_FRAMES, index):
+                for _ in range(index):  # a container that cannot seek: decode up to the window
+                    if not cap.grab():
+                        return
             while True:
                 index += 1
+                if self.stop is not None and index >= self.stop:
+                    break
                 if (index - 1) % self.stride:
                     if not cap.grab():
                         break

@@ -1,0 +1,102 @@
+"""The whole CLI on the committed sample scene, against its ground truth; bad input handling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import SAMPLE
+
+
+def test_sample_scene_per_camera_accuracy(sample_run):
+    from tracker.evaluate import evaluate_run
+
+    metrics = evaluate_run(sample_run, SAMPLE / "gt")
+    for cam, m in metrics["cameras"].items():
+        assert m["IDF1"] >= 0.70, (cam, m)
+        assert m["MOTA"] >= 0.60, (cam, m)
+
+
+def test_run_directory_contents(sample_run):
+    import av
+
+    meta = json.loads((sample_run / "run.json").read_text())
+    assert [c["name"] for c in meta["cameras"]] == ["cam1", "cam2", "cam3"]
+    assert all(c["frames_processed"] == 450 for c in meta["cameras"])
+    assert meta["detectors"]["cam1"]["detector"] == "motion"
+    assert "fallback_reason" in meta["detectors"]["cam1"]
+    assert meta["embedder"]["embedder"] == "histogram"
+    assert meta["config"]["track"]["min_hits"] >= 1 and "numpy" in meta["versions"]
+    assert {"detect", "track", "reid", "associate", "total"} <= set(meta["timings"])
+    assert meta["peak_rss_mb"] > 0
+    for cam in ("cam1", "cam2", "cam3"):
+        rows = np.loadtxt(sample_run / "mot" / f"{cam}.txt", delimiter=",", ndmin=2)
+        assert rows.shape[1] == 10 and (rows[:, 7:] == -1).all()
+        assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= 450
+        frame_id = rows[:, 0] * 100000 + rows[:, 1]
+        assert len(np.unique(frame_id)) == len(frame_id), "an id appears twice in one frame"
+        with av.open(str(sample_run / "videos" / f"{cam}.mp4")) as c:
+            assert c.streams.video[0].codec_context.name == "h264"
+            assert c.streams.video[0].frames in (0, 450)
+    assert (sample_run / "results.sqlite").is_file()
+    assert (sample_run / "identities.csv").read_text().startswith("global_id")
+    assert not list(sample_run.rglob("*.part"))
+
+
+def _cli(*args, tmp_path):
+    env_home = str(tmp_path / "home")
+    import os
+
+    env = {**os.environ, "MULTICAM_TRACKER_HOME": env_home}
+    return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("case", ["missing", "text-as-mp4", "zero-frames", "config-key", "unwritable", "offsets"])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case):
+    from tracker.video import H264Writer
+
+    out = tmp_path / "run"
+    video = str(SAMPLE / "cam1.mp4")
+    extra: list[str] = []
+    if case == "missing":
+        video = str(tmp_path / "nope.mp4")
+    elif case == "text-as-mp4":
+        (tmp_path / "fake.mp4").write_text("hello\n" * 100)
+        video = str(tmp_path / "fake.mp4")
+    elif case == "zero-frames":
+        H264Writer(tmp_path / "empty.mp4", 64, 64, 10).close()
+        video = str(tmp_path / "empty.mp4")
+    elif case == "config-key":
+        (tmp_path / "c.yaml").write_text("track:\n  not_a_key: 1\n")
+        extra = ["--config", str(tmp_path / "c.yaml")]
+    elif case == "unwritable":
+        (tmp_path / "file").write_text("")
+        out = tmp_path / "file" / "run"
+    elif case == "offsets":
+        extra = ["--offsets", "0,1,2"]
+    proc = _cli("--videos", video, "--out", str(out), "--quiet", "--offline", *extra, tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("track-cameras: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "mot").exists()
+
+
+def test_public_detections_without_frames(tmp_path):
+    """A MOT sequence folder with seqinfo.ini but no frames tracks from its detections alone."""
+    seq = tmp_path / "SEQ"
+    seq.mkdir()
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength=30\n"
+                                     "imWidth=640\nimHeight=360\n")
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"{f},-1,{100 + 3 * f},50,40,100,0.9,-1,-1,-1\n" for f in range(1, 31)))
+    proc = _cli("--videos", str(seq), "--detections", str(det), "--out", str(tmp_path / "r"), "--quiet",
+                "--offline", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = np.loadtxt(tmp_path / "r" / "mot" / "SEQ.txt", delimiter=",", ndmin=2)
+    assert len(rows) == 30 and len(np.unique(rows[:, 1])) == 1

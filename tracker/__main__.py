@@ -1,0 +1,5 @@
+"""``python -m tracker`` is ``track-cameras``."""
+
+from tracker.cli import track_cameras
+
+track_cameras()
