@@ -44,7 +44,7 @@ def test_run_directory_contents(sample_run):
             assert c.streams.video[0].frames in (0, 450)
     assert (sample_run / "results.sqlite").is_file()
     assert (sample_run / "identities.csv").read_text().startswith("global_id")
-    assert not list(sample_run.rglob("*.part"))
+    assert not list(sample_run.rglob("*.part*"))
 
 
 def _cli(*args, tmp_path):

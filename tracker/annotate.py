@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.fsutil import atomic_path
 from tracker.types import Tracklet
-from tracker.video import FrameSource, H264Writer
+from tracker.video import FrameSource, open_video
 
 
 def id_colour(identity: int) -> tuple[int, int, int]:
@@ -51,11 +50,10 @@ def write_annotated_videos(sources: list[FrameSource], tracklets: list[Tracklet]
             continue
         per_frame = rows.get(src.camera, {})
         target = Path(out_dir) / f"{src.camera}.mp4"
-        with atomic_path(target) as tmp:
-            with H264Writer(tmp, src.info.width, src.info.height, src.info.fps / src.stride) as writer:
-                for frame in tqdm(src, total=len(src), desc=f"video {src.camera}", unit="frame", disable=not progress):
-                    items = per_frame.get(frame.index, [])
-                    boxes = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
-                    writer.write(draw_boxes(frame.image, boxes, [i for _, i in items]))
+        with open_video(target, src.info.width, src.info.height, src.info.fps / src.stride) as writer:
+            for frame in tqdm(src, total=len(src), desc=f"video {src.camera}", unit="frame", disable=not progress):
+                items = per_frame.get(frame.index, [])
+                boxes = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
+                writer.write(draw_boxes(frame.image, boxes, [i for _, i in items]))
         written.append(target)
     return written

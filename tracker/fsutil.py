@@ -17,14 +17,14 @@ from typing import Any, Iterator
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; on success rename it onto ``target``.
 
-    ``suffix`` defaults to the target's own suffix, so libraries that choose a format by extension
-    (video writers, SQLite tools) keep working. On error the temporary file is removed.
+    The temporary name is ``.<name>.<random>.part<suffix>``: hidden, marked as partial, and ending in
+    ``suffix`` (default: the target's own), so libraries that choose a format by extension keep working.
+    On error the temporary file is removed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=(target.suffix if suffix is None else suffix) + ".part",
-        dir=target.parent,
+        prefix=f".{target.name}.", suffix=".part" + (target.suffix if suffix is None else suffix), dir=target.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)

@@ -7,6 +7,7 @@ Every source streams frames one at a time (memory stays bounded whatever the len
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -245,42 +246,69 @@ def read_mot_detections(path: str | Path, min_conf: float = -np.inf) -> dict[int
 
 
 class H264Writer:
-    """Stream BGR frames into a browser-playable H.264 MP4 (PyAV / libx264, yuv420p).
+    """Stream BGR frames into a browser-playable MP4 with PyAV: H.264 (libx264, yuv420p, CRF), or MPEG-4
+    Part 2 (what OpenCV calls mp4v) when libx264 is missing.
 
-    Use as a context manager; frames must all have the size given. Odd sizes are padded by one pixel,
-    as yuv420p needs even dimensions.
+    x264 runs on one thread and, on x86-64, with its instruction sets pinned to SSE2: left to detect the
+    CPU itself it produced different bytes from run to run on a VM, while SSE2, which every x86-64 CPU has,
+    gives the same bytes from the same frames and encodes about as fast. Odd frame sizes are padded by one
+    pixel (yuv420p needs even sizes). Use as a context manager, or :func:`open_video` for atomic output.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 26,
-                 preset: str = "veryfast", threads: int = 0):
-        import av
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, crf: int = 23):
+        import platform
         from fractions import Fraction
 
-        self.width, self.height = width + width % 2, height + height % 2
-        self._container = av.open(str(path), mode="w", format="mp4")
-        rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream("libx264", rate=rate)
-        self._stream.width, self._stream.height = self.width, self.height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": preset, "movflags": "+faststart"}
-        self._stream.codec_context.thread_count = threads
+        import av
+
         self._av = av
+        self.width, self.height = width + width % 2, height + height % 2
+        self._container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        rate = Fraction(fps).limit_denominator(1001)
+        self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        stream = self._container.add_stream(self.codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        stream.codec_context.thread_count = 1
+        stream.codec_context.gop_size = max(1, int(round(5 * fps)))
+        if self.codec == "libx264":
+            options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            if platform.machine().lower() in ("x86_64", "amd64"):
+                options["x264-params"] = "asm=SSE2"
+            stream.codec_context.options = options
+        else:
+            stream.codec_context.options = {"qscale": "6"}
+        self._stream = stream
+        self._n = 0
 
-    def write(self, image: np.ndarray) -> None:
-        if image.shape[0] != self.height or image.shape[1] != self.width:
-            image = cv2.copyMakeBorder(image, 0, self.height - image.shape[0], 0, self.width - image.shape[1],
-                                       cv2.BORDER_REPLICATE)
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+    def write(self, bgr: np.ndarray) -> None:
+        """Encode one (H, W, 3) uint8 BGR frame."""
+        if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
+            bgr = cv2.copyMakeBorder(bgr, 0, self.height - bgr.shape[0], 0, self.width - bgr.shape[1],
+                                     cv2.BORDER_REPLICATE)
+        yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # BT.601 limited range, what players assume
+        frame = self._av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts = self._n
+        self._n += 1
+        self._container.mux(self._stream.encode(frame))
 
-    def close(self) -> None:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
+    def close(self, flush: bool = True) -> None:
+        if flush:
+            self._container.mux(self._stream.encode(None))
         self._container.close()
 
     def __enter__(self) -> "H264Writer":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(flush=exc_type is None)
+
+
+@contextlib.contextmanager
+def open_video(target: str | Path, width: int, height: int, fps: float, crf: int = 23) -> Iterator[H264Writer]:
+    """An atomically written video: the file appears at ``target`` only once fully written."""
+    from tracker.fsutil import atomic_path
+
+    with atomic_path(target) as tmp:
+        with H264Writer(tmp, width, height, fps, crf) as writer:
+            yield writer
