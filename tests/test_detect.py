@@ -118,3 +118,26 @@ def test_yolo_detector_with_random_weights(random_yolo):
     out = det.detect([np.zeros((90, 160, 3), np.uint8)] * 3)
     assert len(out) == 3 and all(o.xyxy.shape[1] == 4 for o in out)
     assert det.info()["weights"] == str(random_yolo)
+
+
+def test_perspective_model_learns_height_per_row_and_splits_stacked_people():
+    from tracker.detect import PerspectiveModel
+
+    model = PerspectiveModel(min_samples=10)
+    rng = np.random.default_rng(0)
+    for foot in rng.uniform(100, 350, 60):
+        model.add(foot, 0.4 * foot - 20 + rng.normal(0, 1.5))
+    model.add(200, 300)  # an outlier (two people merged) must not bend the fit
+    assert model.height_at(300) == pytest.approx(100, abs=4)
+    top = 300 - 100
+    assert model.foot_of_top(top) == pytest.approx(300, abs=6)
+
+    det = MotionDetector(MotionConfig(scale=1.0))
+    det.perspective = model
+    fg = np.zeros((360, 640), np.uint8)
+    fg[200:300, 300:340] = 255  # a person (foot 300, 100 px tall) ...
+    fg[140:201, 310:330] = 255  # ... with a farther, smaller one standing behind: one blob
+    boxes = det._people_in_blob(fg, 300, 140, 40, 160)
+    assert len(boxes) == 2
+    near = max(boxes, key=lambda b: b[3])
+    assert near[3] == 300 and abs((near[3] - near[1]) - 100) <= 4

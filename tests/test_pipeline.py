@@ -17,8 +17,8 @@ def test_sample_scene_per_camera_accuracy(sample_run):
 
     metrics = evaluate_run(sample_run, SAMPLE / "gt")
     for cam, m in metrics["cameras"].items():
-        assert m["IDF1"] >= 0.70, (cam, m)
-        assert m["MOTA"] >= 0.60, (cam, m)
+        assert m["IDF1"] >= 0.72, (cam, m)  # measured 0.74-0.88 (issue floor 0.70)
+        assert m["MOTA"] >= 0.70, (cam, m)  # measured 0.73-0.84 (issue floor 0.60)
 
 
 def test_run_directory_contents(sample_run):

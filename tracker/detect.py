@@ -174,13 +174,64 @@ class YoloDetector:
 # ------------------------------------------------------------------------------------------- motion
 
 
+class PerspectiveModel:
+    """Standing-person height in pixels as a linear function of the foot row, learned online.
+
+    In a static camera looking at a ground plane, a person's image height grows linearly with the image
+    row of their feet. Isolated, upright blobs (clean samples) fit ``height = slope * foot_y + intercept``
+    by least squares with outliers (beyond 2.5 median absolute deviations) dropped; the fit then tells how
+    tall one person at a given foot row is, which lets merged blobs be split.
+    """
+
+    def __init__(self, min_samples: int = 40, max_samples: int = 600):
+        from collections import deque
+
+        self.samples: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        self.min_samples = min_samples
+        self.coef: tuple[float, float] | None = None
+        self._since_fit = 0
+
+    def add(self, foot_y: float, height: float) -> None:
+        self.samples.append((foot_y, height))
+        self._since_fit += 1
+        if len(self.samples) >= self.min_samples and (self.coef is None or self._since_fit >= 25):
+            self._fit()
+
+    def _fit(self) -> None:
+        self._since_fit = 0
+        data = np.asarray(self.samples, np.float64)
+        keep = np.ones(len(data), bool)
+        for _ in range(2):
+            slope, icpt = np.polyfit(data[keep, 0], data[keep, 1], 1)
+            resid = np.abs(data[:, 1] - (slope * data[:, 0] + icpt))
+            mad = np.median(resid[keep]) + 1e-6
+            keep = resid <= 2.5 * 1.4826 * mad
+        # A usable model: heights that grow downwards, but never as fast as the rows themselves.
+        self.coef = (float(slope), float(icpt)) if 0.0 <= slope < 0.9 else None
+
+    def height_at(self, foot_y: float) -> float | None:
+        if self.coef is None:
+            return None
+        h = self.coef[0] * foot_y + self.coef[1]
+        return h if h > 4 else None
+
+    def foot_of_top(self, top_y: float) -> float | None:
+        """The foot row of a person whose head is at ``top_y`` (solves ``foot - height(foot) = top``)."""
+        if self.coef is None:
+            return None
+        slope, icpt = self.coef
+        return (top_y + icpt) / (1.0 - slope)
+
+
 class MotionDetector:
     """Moving-person boxes from background subtraction, for static cameras with no detector weights.
 
     MOG2 with shadow detection (shadow pixels, value 127, are dropped), an opening to remove noise and a
-    closing to join body parts, then one box per connected blob filtered by size and aspect ratio.
-    Blobs much wider than a person (two people side by side) are split at the column of least foreground.
-    Scores grow with how solidly the box is filled.
+    closing to join body parts, then connected blobs. A :class:`PerspectiveModel` learned from isolated
+    upright blobs says how tall one person is at each image row: blobs much taller than that (one person
+    behind another) are cut into a near person at the bottom and a far one above, and blobs as wide as
+    several people are split at their emptiest columns. Boxes are filtered by size and aspect ratio; scores
+    grow with how solidly the box is filled.
     """
 
     name = "motion"
@@ -194,6 +245,7 @@ class MotionDetector:
         ok, ck = max(1, round(cfg.open_kernel * cfg.scale)), max(1, round(cfg.close_kernel * cfg.scale))
         self.open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ok, ok))
         self.close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ck, ck * 2 + 1))
+        self.perspective = PerspectiveModel()
         self.frames_seen = 0
         if len(background):
             median = self._resize(np.median(np.stack(background), axis=0).astype(np.uint8))
@@ -209,40 +261,69 @@ class MotionDetector:
             return image
         return cv2.resize(image, None, fx=self.cfg.scale, fy=self.cfg.scale, interpolation=cv2.INTER_AREA)
 
+    def foreground(self, image: np.ndarray) -> np.ndarray:
+        """The cleaned foreground mask (uint8 0/255) of the next frame, at ``cfg.scale``."""
+        mask = self.subtractor.apply(self._resize(image))
+        fg = np.where(mask > 200, 255, 0).astype(np.uint8)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self.open_k)
+        return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self.close_k)
+
     def _one(self, image: np.ndarray) -> Detections:
         cfg = self.cfg
-        mask = self.subtractor.apply(self._resize(image))
+        fg = self.foreground(image)
         self.frames_seen += 1
         if self.frames_seen <= cfg.warmup_frames // 2:
             return Detections.empty()
-        fg = np.where(mask > 200, 255, 0).astype(np.uint8)
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self.open_k)
-        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self.close_k)
         h, w = fg.shape
-        n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         boxes, scores = [], []
         for x, y, bw, bh, area in stats[1:]:
             if bh < cfg.min_height * h or area < cfg.min_area * h * w:
                 continue
-            for bx, bwid in _split_wide(fg[y : y + bh, x : x + bw], bh):
-                sub_w = bwid
-                if not cfg.aspect_min * 0.6 <= bh / max(sub_w, 1) <= cfg.aspect_max:
+            inside = x > 1 and y > 1 and x + bw < w - 1 and y + bh < h - 1
+            if inside and 2.3 <= bh / bw <= 4.0 and area > 0.35 * bw * bh:
+                self.perspective.add(y + bh, bh)
+            for x1, y1, x2, y2 in self._people_in_blob(fg, x, y, bw, bh):
+                if not cfg.aspect_min * 0.6 <= (y2 - y1) / max(x2 - x1, 1) <= cfg.aspect_max:
                     continue
-                fill = float(fg[y : y + bh, x + bx : x + bx + sub_w].mean() / 255.0)
-                boxes.append([x + bx, y, x + bx + sub_w, y + bh])
+                fill = float(fg[y1:y2, x1:x2].mean() / 255.0)
+                boxes.append([x1, y1, x2, y2])
                 scores.append(np.clip(0.35 + fill, 0.0, 0.99))
         if not boxes:
             return Detections.empty()
         return Detections(np.asarray(boxes, np.float32) / cfg.scale, np.asarray(scores, np.float32))
 
+    def _people_in_blob(self, fg: np.ndarray, x: int, y: int, bw: int, bh: int) -> list[tuple[int, int, int, int]]:
+        """Boxes ``(x1, y1, x2, y2)`` of the people in one blob (stacked and side-by-side splits)."""
+        bottom = y + bh
+        one = self.perspective.height_at(bottom)
+        bands = [(y, bottom)]
+        if one is not None and bh > 1.45 * one:
+            far_foot = self.perspective.foot_of_top(y)
+            near_top = int(round(bottom - one))
+            far_bottom = int(round(min(far_foot, near_top + 0.5 * one))) if far_foot else near_top
+            bands = [(y, max(far_bottom, y + 2)), (near_top, bottom)]
+        out = []
+        for top, bot in bands:
+            cols = np.flatnonzero(fg[top:bot, x : x + bw].any(axis=0))
+            if not len(cols):
+                continue
+            bx1, bx2 = x + int(cols[0]), x + int(cols[-1]) + 1
+            band_h = self.perspective.height_at(bot) or (bot - top)
+            for ox, width in _split_wide(fg[top:bot, bx1:bx2], band_h):
+                out.append((bx1 + ox, top, bx1 + ox + width, bot))
+        return out
+
     def info(self) -> dict:
         out = {"detector": "motion"}
         if self.fallback_reason:
             out["fallback_reason"] = self.fallback_reason
+        if self.perspective.coef is not None:
+            out["perspective"] = [round(v, 4) for v in self.perspective.coef]
         return out
 
 
-def _split_wide(blob: np.ndarray, height: int) -> list[tuple[int, int]]:
+def _split_wide(blob: np.ndarray, height: float) -> list[tuple[int, int]]:
     """Split a blob as wide as several people at its emptiest columns; returns ``(x_offset, width)`` parts.
 
     A standing person is about 2.6 times taller than wide; a blob of ``k`` such widths is cut ``k - 1`` times.
