@@ -78,3 +78,10 @@ def test_bad_inputs_name_the_file(tmp_path, kind):
     with pytest.raises(InputError) as err:
         open_source(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_random_access_read(tmp_path):
+    src = open_source(make_video(tmp_path / "cam.mp4"))
+    frames = {f.index: f.image for f in src}
+    assert np.abs(src.read(5).astype(int) - frames[5].astype(int)).mean() < 2
+    assert src.read(99) is None

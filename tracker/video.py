@@ -107,6 +107,20 @@ class FrameSource:
         finally:
             cap.release()
 
+    def read(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` (1-based) by random access; None when it is out of range or not on disk."""
+        if self._video is not None:
+            cap = cv2.VideoCapture(str(self._video))
+            try:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, index - 1)
+                ok, image = cap.read()
+            finally:
+                cap.release()
+            return image if ok else None
+        images = self._images or []
+        path = images[index - 1] if 1 <= index <= len(images) else None
+        return None if path is None else cv2.imread(str(path), cv2.IMREAD_COLOR)
+
     def sample_images(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` frames spread evenly over the source (for background models and thumbnails)."""
         if self._images:

@@ -1,0 +1,117 @@
+"""Exports of the results store: MOTChallenge files, identities.csv and the AI City MTMC file.
+
+``export_run(RUN_DIR)`` reads ``RUN_DIR/results.sqlite`` and writes, each atomically:
+
+* ``mot/<camera>.txt``: ``frame,id,x,y,w,h,conf,-1,-1,-1`` (MOTChallenge, as TrackEval reads it), 1-based
+  frames, sorted by frame then id; ids are global ids when association ran or a correction was made,
+  else per-camera track ids (:meth:`tracker.store.ResultsStore.uses_global_ids`).
+* ``identities.csv``: ``global_id,label,cameras,first_time,last_time,num_tracklets`` (cameras joined by
+  ``;`` in camera order, times in seconds on the common clock).
+* ``mtmc.txt``: ``camera_id obj_id frame_id x y w h xworld yworld`` (AI City Challenge layout), camera_id
+  the 1-based camera index in store order, integer pixel boxes, ground-plane metres of the box's foot
+  point through the inverse homography, ``-1 -1`` for uncalibrated cameras.
+
+The same runs as ``track-export RUN_DIR`` after corrections made in the review UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from tracker.errors import InputError, cli_entry
+from tracker.fsutil import atomic_write_text
+from tracker.store import CAMERA_SEPARATOR, ResultsStore
+
+DB_NAME = "results.sqlite"
+
+
+def results_path(run_dir: str | Path) -> Path:
+    """``RUN_DIR/results.sqlite``; InputError when the run directory does not exist."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: run directory not found")
+    return run_dir / DB_NAME
+
+
+def mot_text(rows: np.ndarray) -> str:
+    """MOTChallenge text of (N, 7) rows ``frame, id, x, y, w, h, conf`` (already sorted)."""
+    return "".join(f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.3f},-1,-1,-1\n"
+                   for f, i, x, y, w, h, c in rows.tolist())
+
+
+def identities_text(store: ResultsStore) -> str:
+    """identities.csv text: one row a global identity, by global id."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["global_id", "label", "cameras", "first_time", "last_time", "num_tracklets"])
+    for ident in store.identities():
+        out.writerow([ident.global_id, ident.label, CAMERA_SEPARATOR.join(ident.cameras),
+                      f"{ident.first_time:.3f}", f"{ident.last_time:.3f}", ident.num_tracklets])
+    return buf.getvalue()
+
+
+def ground_points(homography: np.ndarray | None, xywh: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 ground-plane coordinates of the boxes' foot points (bottom centre).
+
+    ``homography`` (3, 3) maps ground (x, y, 1) to image pixels, so its inverse maps the foot point back.
+    All ``-1`` when ``homography`` is None or singular, or where a point falls on the horizon.
+    """
+    out = np.full((len(xywh), 2), -1.0)
+    if homography is None or not len(xywh):
+        return out
+    try:
+        inv = np.linalg.inv(np.asarray(homography, np.float64))
+    except np.linalg.LinAlgError:
+        return out
+    xywh = np.asarray(xywh, np.float64)
+    foot = np.c_[xywh[:, 0] + xywh[:, 2] / 2, xywh[:, 1] + xywh[:, 3], np.ones(len(xywh))]
+    g = foot @ inv.T
+    ok = np.abs(g[:, 2]) > 1e-12
+    out[ok] = g[ok, :2] / g[ok, 2:]
+    return out
+
+
+def mtmc_text(store: ResultsStore) -> str:
+    """AI City MTMC text of every camera's boxes, by camera index, frame, then id."""
+    lines = []
+    for idx, cam in enumerate(store.cameras(), start=1):
+        rows = store.mot_rows(cam.name)
+        world = ground_points(cam.homography, rows[:, 2:6])
+        for (f, i, x, y, w, h, _), (gx, gy) in zip(rows.tolist(), world.tolist()):
+            lines.append(f"{idx} {int(i)} {int(f)} {round(x)} {round(y)} {round(w)} {round(h)} "
+                         + ("-1 -1" if gx == -1.0 and gy == -1.0 else f"{gx:.3f} {gy:.3f}"))
+    return "".join(line + "\n" for line in lines)
+
+
+def export_run(run_dir: str | Path) -> list[Path]:
+    """Write every export of ``RUN_DIR/results.sqlite``; returns the paths written."""
+    run_dir = Path(run_dir)
+    written = []
+    with ResultsStore.open(results_path(run_dir)) as store:
+        for cam in store.cameras():
+            path = run_dir / "mot" / f"{cam.name}.txt"
+            atomic_write_text(path, mot_text(store.mot_rows(cam.name)))
+            written.append(path)
+        atomic_write_text(run_dir / "identities.csv", identities_text(store))
+        atomic_write_text(run_dir / "mtmc.txt", mtmc_text(store))
+    return written + [run_dir / "identities.csv", run_dir / "mtmc.txt"]
+
+
+@cli_entry("track-export")
+def main(argv: list[str] | None = None) -> int:
+    """``track-export RUN_DIR``: regenerate a run's MOT files, identities.csv and mtmc.txt from its store."""
+    parser = argparse.ArgumentParser(
+        prog="track-export",
+        description="Regenerate RUN_DIR/mot/<camera>.txt, identities.csv and mtmc.txt from "
+                    "RUN_DIR/results.sqlite (after corrections made in track-view).")
+    parser.add_argument("run_dir", type=Path, help="a run directory written by track-cameras")
+    args = parser.parse_args(argv)
+    paths = export_run(args.run_dir)
+    for p in paths:
+        print(p)
+    return 0
