@@ -2,7 +2,7 @@
 # Install (with test extras and Debian chromium for the browser test), then run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh test,ray
+bash scripts/install.sh test,ray,onnx
 if ! command -v chromium >/dev/null 2>&1; then
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   { $sudo_ apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null; } \
