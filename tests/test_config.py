@@ -41,3 +41,13 @@ def test_nested_values_and_override(tmp_path):
     assert cfg.video.offsets == (0.0, 1.5)
     cfg2 = override(cfg, **{"detect.detector": "motion", "track.min_hits": None})
     assert cfg2.detect.detector == "motion" and cfg2.track == cfg.track
+
+
+def test_default_yaml_is_the_builtin_defaults():
+    """configs/default.yaml documents every setting; regenerate it with `track-cameras --print-config`."""
+    from tests.conftest import REPO
+    from tracker.config import dump_yaml
+
+    text = (REPO / "configs" / "default.yaml").read_text()
+    assert text == dump_yaml(PipelineConfig())
+    assert load_config(REPO / "configs" / "default.yaml") == PipelineConfig()

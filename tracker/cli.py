@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from tracker.config import load_config, override
+from tracker.config import dump_yaml, load_config, override
 from tracker.errors import InputError, cli_entry
 
 
@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Detect, track and re-identify people across several cameras; write MOT files, "
         "a results database and annotated videos. `track-cameras export RUN_DIR` re-exports a run.",
     )
-    p.add_argument("--videos", nargs="+", required=True, metavar="PATH",
+    p.add_argument("--videos", nargs="+", metavar="PATH",
                    help="video files, folders of frames or MOTChallenge sequence folders, one per camera")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: file stems)")
     p.add_argument("--detector", choices=["auto", "yolo", "motion", "hog"])
@@ -49,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not write annotated videos")
     p.add_argument("--offline", action="store_true", help="never use the network (no model downloads)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
+    p.add_argument("--executor", choices=["local", "ray"],
+                   help="run cameras in local worker processes (default) or as Ray tasks")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="parallel workers (default: min(cameras or chunks, CPU cores); 1: in this process)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to use (default: start Ray on this machine)")
+    p.add_argument("--chunk-seconds", type=float, metavar="S",
+                   help="process long videos in time chunks of about S seconds in parallel, tracks stitched")
+    p.add_argument("--batch-cameras", type=int, metavar="K",
+                   help="cameras one worker reads round-robin, with detector and re-id batches across them "
+                   "(cameras sharing a GPU)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every camera, ignoring the stage cache in RUN_DIR/cache")
     return p
 
 
@@ -81,8 +95,19 @@ def track_cameras(argv: list[str] | None = None) -> int:
             "video.names": tuple(args.names) if args.names else None,
             "associate.enabled": False if args.no_associate else None,
             "output.annotated_video": False if args.no_video else None,
+            "execution.executor": args.executor,
+            "execution.workers": args.workers,
+            "execution.ray_address": args.ray_address,
+            "execution.chunk_seconds": args.chunk_seconds,
+            "execution.batch_cameras": args.batch_cameras,
+            "execution.force": True if args.force else None,
         },
     )
+    if args.print_config:
+        print(dump_yaml(cfg), end="")
+        return 0
+    if not args.videos or not args.out:
+        _parser().error("--videos and --out are required")
     n = len(args.videos)
     offsets = cfg.video.offsets or (0.0,) * n
     names = cfg.video.names or (None,) * n

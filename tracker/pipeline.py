@@ -48,6 +48,7 @@ class CameraResult:
     tracklets: list[Tracklet]
     detector: dict
     timings: dict[str, float] = field(default_factory=dict)
+    cached: bool = False  # taken from the run's stage cache (tracker.cache) instead of computed
 
 
 def open_inputs(inputs: list[CameraInput], stride: int) -> list[FrameSource]:
@@ -166,6 +167,16 @@ def versions() -> dict[str, str]:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB: ``VmHWM`` of /proc/self/status on Linux, the high-water
+    mark of this program's own memory (``ru_maxrss`` also keeps the parent's size from before ``exec``, which
+    inflates spawned workers and benchmarked commands), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -173,6 +184,7 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
         calibration: str | None = None) -> dict:
     """Run the whole job and write the run directory; returns the run metadata (run.json)."""
     from tracker.associate import associate, load_calibration
+    from tracker.executor import execute
     from tracker.export import export_run
     from tracker.reid import build_embedder
     from tracker.store import ResultsStore
@@ -186,18 +198,17 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
 
     embedder = build_embedder(cfg.reid) if any(s.has_images for s in sources) else None
     timings: dict[str, float] = {}
-    results: list[CameraResult] = []
-    for src, inp in zip(sources, inputs):
-        res = process_camera(src, cfg, inp.detections, embedder, progress)
-        res.info.homography = homographies.get(src.camera)
-        results.append(res)
-        for k, v in res.timings.items():
+    execution = execute(sources, [inp.detections for inp in inputs], cfg, out, embedder, progress)
+    results = execution.results
+    for res in results:
+        res.info.homography = homographies.get(res.info.name)
+        for k, v in res.timings.items() if not res.cached else ():
             timings[k] = timings.get(k, 0.0) + v
     tracklets = [t for r in results for t in r.tracklets]
 
     t = time.perf_counter()
-    if embedder is not None:
-        embed_tracklets(tracklets, embedder, progress)
+    if embedder is not None:  # the executor embeds crops in its tasks; this covers tracklets it left without
+        embed_tracklets([tr for tr in tracklets if tr.embedding is None], embedder, progress)
     timings["reid"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -219,6 +230,7 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
         "detectors": {r.info.name: r.detector for r in results},
         "embedder": embedder.info() if embedder is not None else None,
         "cameras": [_camera_meta(r) for r in results],
+        "execution": execution.meta,
         "num_tracklets": len(tracklets),
         "num_identities": len({t.global_id for t in tracklets}) if cfg.associate.enabled else None,
         "offline": env.offline(),
@@ -241,6 +253,8 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
     timings["total"] = time.perf_counter() - started
     meta["timings"] = {k: round(v, 3) for k, v in timings.items()}
     meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    workers_rss = sum(execution.meta["peak_rss_workers_mb"].values())
+    meta["peak_rss_total_mb"] = round(meta["peak_rss_mb"] + workers_rss, 1)
     atomic_write_json(out / "run.json", meta)
     return meta
 
@@ -250,6 +264,7 @@ def _camera_meta(r: CameraResult) -> dict:
     info.pop("homography", None)
     info["calibrated"] = r.info.homography is not None
     info["tracklets"] = len(r.tracklets)
+    info["cached"] = r.cached
     info["timings"] = {k: round(v, 3) for k, v in r.timings.items()}
     return info
 

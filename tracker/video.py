@@ -56,7 +56,7 @@ class FrameSource:
         end = total + 1 if self.stop is None else min(self.stop, total + 1)
         return max(0, (end - self._first_index() + self.stride - 1) // self.stride)
 
-    def window(self, start: int = 1, stop: int | None = None) -> "FrameSource":
+    def window(self, start: int = 1, stop: int | None = None) -> FrameSource:
         """This source restricted to frames ``start <= index < stop`` (1-based; ``stop`` None: to the end).
 
         Frame numbers, times and the stride phase stay those of the whole source, so a window yields exactly
