@@ -28,7 +28,7 @@ def test_run_directory_contents(sample_run):
     assert [c["name"] for c in meta["cameras"]] == ["cam1", "cam2", "cam3"]
     assert all(c["frames_processed"] == 450 for c in meta["cameras"])
     assert meta["detectors"]["cam1"]["detector"] == "motion"
-    assert "fallback_reason" in meta["detectors"]["cam1"]
+    assert "offline" in meta["detector_fallback"]
     assert meta["embedder"]["embedder"] == "histogram"
     assert meta["config"]["track"]["min_hits"] >= 1 and "numpy" in meta["versions"]
     assert {"detect", "track", "reid", "associate", "total"} <= set(meta["timings"])

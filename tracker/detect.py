@@ -40,29 +40,39 @@ class Detector(Protocol):
     def info(self) -> dict: ...
 
 
+def resolve_detector(cfg: DetectConfig) -> tuple[DetectConfig, str | None]:
+    """Decide what ``auto`` means here, once: ``yolo`` (with the weights' path) or ``motion``.
+
+    Returns the config with a concrete ``detector`` (and ``weights``) and the reason for falling back to
+    ``motion`` (None when there was no fallback); logs one warning line on a fallback. Other values are
+    checked and returned as they are, ``yolo`` with its weights resolved (downloaded if need be).
+    """
+    import dataclasses
+
+    if cfg.detector not in DETECTORS:
+        raise InputError(f"detector '{cfg.detector}' is unknown (choose from {', '.join(DETECTORS)})")
+    if cfg.detector not in ("auto", "yolo"):
+        return cfg, None
+    weights, why = resolve_yolo_weights(cfg.weights, download=True)
+    if weights is not None:
+        return dataclasses.replace(cfg, detector="yolo", weights=str(weights)), None
+    if cfg.detector == "yolo":
+        raise InputError(f"{cfg.weights}: YOLO weights unavailable ({why})")
+    _warn_once(f"YOLO unavailable ({why}); using the offline 'motion' detector. "
+               f"Get YOLO by running once with network access or pass --detector-weights PATH.")
+    return dataclasses.replace(cfg, detector="motion"), why
+
+
 def build_detector(cfg: DetectConfig, background: Sequence[np.ndarray] = ()) -> Detector:
-    """Make the detector ``cfg.detector`` names for one camera.
+    """Make the detector ``cfg.detector`` names for one camera (``auto`` is resolved first).
 
     ``background`` is a few frames spread over the camera's video; the motion detector builds its
     initial background model from their median so that people present from the first frame are found.
     """
-    kind = cfg.detector
-    if kind not in DETECTORS:
-        raise InputError(f"detector '{kind}' is unknown (choose from {', '.join(DETECTORS)})")
-    fallback = None
-    if kind == "auto":
-        weights, why = resolve_yolo_weights(cfg.weights, download=True)
-        if weights is not None:
-            return YoloDetector(cfg, weights)
-        kind, fallback = "motion", why
-        _warn_once(f"YOLO unavailable ({why}); using the offline 'motion' detector. "
-                   f"Get YOLO by running once with network access or pass --detector-weights PATH.")
-    if kind == "yolo":
-        weights, why = resolve_yolo_weights(cfg.weights, download=True)
-        if weights is None:
-            raise InputError(f"{cfg.weights}: YOLO weights unavailable ({why})")
-        return YoloDetector(cfg, weights)
-    if kind == "motion":
+    cfg, fallback = resolve_detector(cfg)
+    if cfg.detector == "yolo":
+        return YoloDetector(cfg, Path(cfg.weights))
+    if cfg.detector == "motion":
         return MotionDetector(cfg.motion, background, fallback_reason=fallback)
     return HogDetector(cfg)
 

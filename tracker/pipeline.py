@@ -196,7 +196,14 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
     calib_path = calibration or cfg.associate.calibration
     homographies = load_calibration(calib_path) if calib_path else {}
 
+    detector_fallback = None
+    if any(inp.detections is None for inp in inputs):
+        from tracker.detect import resolve_detector
+
+        detect_cfg, detector_fallback = resolve_detector(cfg.detect)  # decided once, not per worker
+        cfg = dataclasses.replace(cfg, detect=detect_cfg)
     embedder = build_embedder(cfg.reid) if any(s.has_images for s in sources) else None
+    cfg = dataclasses.replace(cfg, reid=_resolved_reid(cfg.reid, embedder))
     timings: dict[str, float] = {}
     execution = execute(sources, [inp.detections for inp in inputs], cfg, out, embedder, progress)
     results = execution.results
@@ -228,6 +235,7 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
         "config": to_dict(cfg),
         "calibration": calib_path,
         "detectors": {r.info.name: r.detector for r in results},
+        "detector_fallback": detector_fallback,
         "embedder": embedder.info() if embedder is not None else None,
         "cameras": [_camera_meta(r) for r in results],
         "execution": execution.meta,
@@ -257,6 +265,18 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
     meta["peak_rss_total_mb"] = round(meta["peak_rss_mb"] + workers_rss, 1)
     atomic_write_json(out / "run.json", meta)
     return meta
+
+
+def _resolved_reid(reid, embedder):
+    """The reid config that rebuilds exactly ``embedder`` (workers, the cache key and run.json use it), so
+    that ``auto`` is decided once in the driver, with one warning, not again in every worker."""
+    if embedder is None:
+        return dataclasses.replace(reid, embedder="none")
+    info = embedder.info()
+    if info.get("embedder") == "histogram":
+        return dataclasses.replace(reid, embedder="histogram")
+    weights = info.get("weights")
+    return dataclasses.replace(reid, embedder="mgn", weights=weights) if weights else reid
 
 
 def _camera_meta(r: CameraResult) -> dict:
