@@ -1,0 +1,1044 @@
+"""Cross-camera association: all cameras' tracklets -> global identities, with the evidence for every merge.
+
+Method
+------
+Constrained agglomerative clustering (average linkage) over a sparse graph of candidate edges; no dense
+N x N matrix is ever built.
+
+1. **Candidate edges.**
+   *Appearance*: the ``knn`` most similar embeddings of each tracklet among the tracklets it may be linked
+   to (no cannot-link, at most ``max_gap`` seconds apart). Tracklets are sorted by start time, so a block of
+   512 queries only meets the window of tracklets within ``max_gap`` of it: one matrix product per block, so
+   the work is N x (tracklets within ``max_gap``), linear in N at a given crowd density, and memory stays
+   at one block. While the query x window pairs stay under ``exact_search_max`` (a recording longer than a
+   few ``max_gap`` of ordinary density) the product is in the full embedding dimension and exact; a scene more
+   crowded in time is searched in a PCA projection to ``search_dim`` (randomised SVD of a sample), taking
+   ``2 * knn`` candidates that are re-ranked by their exact cosine. (A faiss IVF index was tried for that
+   case and dropped: on 2048-d embeddings with a per-camera shift its cells follow the cameras, and it found
+   a fifth to two fifths of a tracklet's same-person neighbours.)
+   *Same camera, short break*: a tracklet that starts at most ``break_gap`` seconds after another one of the
+   same camera ended (a track broken by occlusion), with or without embeddings.
+   *Calibrated views*: tracklets seen at the same time by two calibrated cameras whose views may overlap
+   (the only cross-camera candidates of a tracklet without embedding).
+2. **Edge distance** ``d = appearance + time + transit + speed + world + continuity``; every term is on the
+   scale of the appearance term and ``d`` may fall below 0 when ground or continuity evidence is strong.
+   *appearance*: cosine distance ``1 - cos`` divided by the run's appearance scale, the median cosine distance
+   of tracklet pairs that a cannot-link proves to be different people (so that one threshold suits any
+   embedder: an offline colour histogram and MGN spread their distances very differently);
+   ``missing_appearance`` when a tracklet has no embedding.
+   *time*: ``time_weight * wait / max_gap``, the wait being the gap beyond a direct link's ``max_transit``.
+   *transit* (only with configured links): ``transit_weight`` times how much faster than the fastest route
+   over the links (sum of ``min_transit``) the person would have moved, as a fraction of that route's time;
+   the full weight between cameras no chain of links connects.
+   *speed* (calibrated): straight-line ground distance from where one tracklet ended to where the other
+   began, less 1 m of position error, over the gap; ``speed_weight`` times how far that exceeds ``max_speed``
+   (full at twice).
+   *world* (seen at the same time by two calibrated cameras): the median ground distance over the shared time
+   mapped linearly onto ``[-world_weight, +world_weight]`` over ``[0, world_gate]``.
+   *continuity* (same camera, gap up to ``break_gap``): how far, in box heights, the second track starts
+   from where the first was heading, mapped onto ``[-continuity_weight, +continuity_weight]`` over
+   ``[0, break_radius]``.
+   The homographies of all cameras must map to one common ground plane.
+3. **Cannot-links** (hard, checked on every merge between all member pairs): one camera with overlapping
+   frame spans; two cameras whose views do not overlap (configured links, or scene.json ``overlaps``) both
+   seeing the tracklets for more than ``sync_tolerance`` seconds; two calibrated cameras seeing them at the
+   same time more than ``world_gate`` metres apart on the ground.
+4. **Average linkage over known edges.** The distance between two clusters is the mean of the edge
+   distances between their members; pairs without an edge are *ignored*, not counted as distance 1: they are
+   mostly pairs further apart in time than ``max_gap`` (a person's first and last camera), and counting them
+   as 1 would forbid joining a long trajectory. A heap holds cluster pairs below ``threshold``; the closest
+   pair is merged unless a cannot-link forbids it (then that pair is dropped for good: a cannot-link between
+   two clusters stays one between any clusters containing them). Clusters only ever grow inside the connected
+   components of the edges below the threshold, so edges between components are left out of the heap.
+   Ties are broken by the canonical order of the tracklets (start time, camera, track id), so the result does
+   not depend on the input order.
+
+The default threshold was chosen on ground-truth tracklets of the sample scene with the offline histogram
+descriptor (multi-camera IDF1 against the threshold, see benchmarks/RESULTS.md, ``## Association``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tracker.associate_config import AssociateConfig, CameraLink
+from tracker.errors import InputError
+from tracker.types import Tracklet
+
+_BLOCK = 512  # queries per block of the exact search
+
+
+@dataclass
+class Evidence:
+    """Why two groups of tracklets were joined.
+
+    ``a`` and ``b`` are the ``(camera, track_id)`` of the closest tracklet pair between the two groups (``a``
+    the earlier one); ``distance`` the average-linkage distance at which the groups merged; ``terms`` the
+    closest pair's evidence: ``edge_distance``, ``edges`` (tracklet pairs with an edge between the groups),
+    ``time_gap`` (seconds, negative when seen at the same time), ``time``, and when they apply
+    ``appearance`` (cosine distance, before division by the run's appearance scale), ``transit_penalty``,
+    ``speed`` (m/s on the ground) and ``speed_penalty``, ``world_distance`` (metres) and ``world``,
+    ``image_distance`` (box heights) and ``continuity``. The terms named as in the module docstring are the
+    summands of ``edge_distance``; ``distance`` may be below 0 (see there).
+    """
+
+    global_id: int
+    a: tuple[str, int]
+    b: tuple[str, int]
+    distance: float
+    terms: dict[str, float]
+    reason: str
+
+
+@dataclass
+class Association:
+    """Result of :func:`associate`.
+
+    ``global_ids``: (N,) int64 aligned with the input tracklets, 1..K numbered in order of first appearance
+    (start time, then camera, then track id). ``evidence``: one entry per merge (N - K in all).
+    ``info``: counts and timings for run.json (search method, candidate edges, merges, cannot-link refusals).
+    """
+
+    global_ids: np.ndarray
+    evidence: list[Evidence]
+    info: dict[str, float | int | str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# calibration
+
+
+def _read_mapping(path: Path) -> object:
+    import yaml
+
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError):
+        raise InputError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}"
+        ) from None
+
+
+def _homography(value: object, where: str) -> np.ndarray:
+    try:
+        h = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        h = np.zeros(0)
+    if h.shape != (3, 3) or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
+        raise InputError(f"{where}: homography must be an invertible 3x3 matrix of numbers")
+    return h
+
+
+def load_calibration(path: str | Path) -> dict[str, np.ndarray]:
+    """Per-camera homographies from a ``scene.json`` (``"cameras": [{"name", "homography"}]``, cameras
+    without a homography are left out) or a plain ``{camera: 3x3}`` YAML/JSON mapping.
+
+    Returns ``{camera: (3, 3) float64}`` mapping ground-plane points (metres, ``x, y, 1``) to image pixels
+    of the foot point. A missing or malformed file raises :class:`InputError`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: calibration file not found")
+    data = _read_mapping(p)
+    if isinstance(data, dict) and "cameras" in data:
+        cams = data["cameras"]
+        if not isinstance(cams, list) or not all(isinstance(c, dict) and "name" in c for c in cams):
+            raise InputError(f"{p}: 'cameras' must be a list of objects with a 'name'")
+        entries = {str(c["name"]): c["homography"] for c in cams if c.get("homography") is not None}
+    elif isinstance(data, dict):
+        entries = {str(k): v for k, v in data.items()}
+    else:
+        raise InputError(f"{p}: expected a scene.json or a mapping of camera name to 3x3 homography")
+    if not entries:
+        raise InputError(f"{p}: no camera homographies in the file")
+    return {name: _homography(h, f"{p}: camera '{name}'") for name, h in entries.items()}
+
+
+def _scene_overlaps(path: str | Path) -> dict[str, set[str]] | None:
+    """``{camera: cameras whose views overlap it}`` from a scene.json with ``overlaps`` lists, else None."""
+    p = Path(path)
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return None
+    data = _read_mapping(p)
+    cams = data.get("cameras") if isinstance(data, dict) else None
+    if not isinstance(cams, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("overlaps"), list) for c in cams
+    ):
+        return None
+    out: dict[str, set[str]] = {str(c["name"]): set() for c in cams}
+    for c in cams:
+        for other in c["overlaps"]:
+            out[str(c["name"])].add(str(other))
+            out.setdefault(str(other), set()).add(str(c["name"]))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the tracklets as arrays, and the camera topology
+
+
+class _Tracks:
+    """The tracklets in canonical order (start time, camera, track id) as flat arrays.
+
+    Per-frame arrays (all tracklets concatenated, tracklet ``k`` in rows ``offsets[k]:offsets[k + 1]``):
+    ``times`` and ``ground`` (foot point on the ground plane in metres, NaN for uncalibrated cameras).
+    """
+
+    def __init__(self, tracklets: Sequence[Tracklet], calibration: dict[str, np.ndarray]):
+        self.items = list(tracklets)
+        n = len(self.items)
+        self.names = sorted({t.camera for t in self.items})
+        code = {c: i for i, c in enumerate(self.names)}
+        self.cam = np.array([code[t.camera] for t in self.items], np.int64)
+        lengths = np.array([len(t) for t in self.items], np.int64)
+        self.offsets = np.r_[0, np.cumsum(lengths)]
+        first, last = self.offsets[:-1], self.offsets[1:] - 1
+        self.times = np.concatenate([t.times for t in self.items])
+        frames = np.concatenate([t.frames for t in self.items])
+        boxes = np.concatenate([t.boxes for t in self.items]).astype(np.float64)
+        feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
+        height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+        self.start, self.end = self.times[first], self.times[last]
+        self.fstart, self.fend = frames[first], frames[last]
+        # where a track starts and ends in the image, its last velocity (pixels / s, over up to 5 frames)
+        self.tail, self.head = feet[first], feet[last]
+        self.height_start, self.height_end = height[first], height[last]
+        back = np.maximum(last - 4, first)
+        dt = self.times[last] - self.times[back]
+        self.velocity = (feet[last] - feet[back]) / np.where(dt > 0, dt, np.inf)[:, None]
+        self.emb_rows = np.flatnonzero([t.embedding is not None for t in self.items])
+        self.inverse = {code[c]: np.linalg.inv(h) for c, h in calibration.items() if c in code}
+        self.calibrated = np.array([i in self.inverse for i in range(len(self.names))], bool)
+        self.ground = np.full((len(self.times), 2), np.nan)
+        row_cam = np.repeat(self.cam, lengths)
+        for c, inv in self.inverse.items():
+            rows = row_cam == c
+            self.ground[rows] = _to_ground(inv, feet[rows])
+        self.ground_first, self.ground_last = self.ground[first], self.ground[last]
+        # times made globally increasing (tracklet k shifted by k * span) for vectorised interpolation
+        self._span = float(self.times.max() - self.times.min()) + 1.0 if n else 1.0
+        self._key = self.times + np.repeat(np.arange(n) * self._span, lengths)
+        self._emb: np.ndarray | None = None
+
+    def embeddings(self) -> np.ndarray:
+        """(M, D) float32, L2-normalised, for the tracklets in ``emb_rows`` (stacked once, then cached)."""
+        if self._emb is None:
+            self._emb = self._stack_embeddings()
+        return self._emb
+
+    def _stack_embeddings(self) -> np.ndarray:
+        if not len(self.emb_rows):
+            return np.zeros((0, 0), np.float32)
+        dims = {np.shape(self.items[i].embedding) for i in self.emb_rows}
+        if len(dims) != 1 or len(next(iter(dims))) != 1:
+            raise InputError(
+                f"tracklet embeddings: expected (D,) vectors of one size, got shapes {sorted(dims)}"
+            )
+        e = np.empty((len(self.emb_rows), next(iter(dims))[0]), np.float32)
+        for k, i in enumerate(self.emb_rows.tolist()):
+            e[k] = self.items[i].embedding
+        norms = np.sqrt(np.einsum("ij,ij->i", e, e))
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            raise InputError("tracklet embeddings: a vector is zero or not finite")
+        if np.any(np.abs(norms - 1) > 1e-4):  # they should come normalised; make sure
+            e /= norms[:, None]
+        return e
+
+    def _ground_at(self, k: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """(P, S, 2) ground position of tracklets ``k`` (P,) at times ``ts`` (P, S), linear in between frames
+        and held at the ends."""
+        q = ts + (k * self._span)[:, None]
+        lo, hi = self.offsets[k][:, None], self.offsets[k + 1][:, None] - 1
+        right = np.clip(np.searchsorted(self._key, q), lo, hi)
+        left = np.maximum(right - 1, lo)
+        kl, kr = self._key[left], self._key[right]
+        span = np.where(kr > kl, kr - kl, 1.0)
+        w = np.where(kr > kl, np.clip((q - kl) / span, 0.0, 1.0), 0.0)[..., None]
+        return self.ground[left] * (1 - w) + self.ground[right] * w
+
+    def world_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(P,) median ground distance (metres) between tracklets ``i[p]`` and ``j[p]`` at 5 instants over the
+        time both are seen; NaN when they are never seen together or a camera is uncalibrated."""
+        i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+        out = np.full(len(i), np.nan)
+        t0, t1 = np.maximum(self.start[i], self.start[j]), np.minimum(self.end[i], self.end[j])
+        ok = (t1 >= t0) & self.calibrated[self.cam[i]] & self.calibrated[self.cam[j]]
+        rows = np.flatnonzero(ok)
+        for s in range(0, len(rows), 100_000):  # in chunks: bounded memory for crowded scenes
+            r = rows[s : s + 100_000]
+            ts = t0[r, None] + (t1 - t0)[r, None] * np.linspace(0.0, 1.0, 5)
+            d = np.sort(np.linalg.norm(self._ground_at(i[r], ts) - self._ground_at(j[r], ts), axis=2), axis=1)
+            valid = np.isfinite(d).sum(axis=1)  # NaN (above the horizon) sorts last
+            lo, hi = np.maximum((valid - 1) // 2, 0), valid // 2
+            med = 0.5 * (np.take_along_axis(d, lo[:, None], 1) + np.take_along_axis(d, hi[:, None], 1))[:, 0]
+            out[r] = np.where(valid > 0, med, np.nan)
+        return out
+
+
+def _to_ground(inverse: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(T, 2) image points -> (T, 2) ground points (metres) through an image->ground homography; NaN for
+    points on or above the horizon."""
+    q = np.c_[np.asarray(points, np.float64), np.ones(len(points))] @ inverse.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q[:, 2:] > 1e-9, q[:, :2] / q[:, 2:], np.nan)
+
+
+class _Topology:
+    """Camera-pair tables: which pairs cannot see one person at once, and the transit bounds of each pair.
+
+    ``tmin[a, b]``: the fastest way from ``a`` to ``b`` over the configured links (sum of ``min_transit``
+    along the shortest path, ``inf`` when no path connects them); ``tmax[a, b]``: ``max_transit`` of a direct
+    link, ``inf`` otherwise. Without configured links nothing is known about transit (``known`` is False).
+    """
+
+    def __init__(self, names: list[str], links: tuple[CameraLink, ...], overlaps: dict[str, set[str]] | None):
+        c = len(names)
+        code = {n: i for i, n in enumerate(names)}
+        overlap = np.full((c, c), -1, np.int8)  # -1 unknown, 0 disjoint, 1 overlapping
+        if overlaps is not None:
+            for a in names:
+                for b in names:
+                    if a in overlaps and b in overlaps:
+                        overlap[code[a], code[b]] = int(b in overlaps[a])
+        self.known = bool(links)
+        if links:
+            overlap[overlap == -1] = 0  # a configured topology lists every pair that is connected
+        self.tmin = np.full((c, c), np.inf if links else 0.0)
+        self.tmax = np.full((c, c), np.inf)
+        for link in links:
+            if link.a in code and link.b in code:
+                for a, b in ((code[link.a], code[link.b]), (code[link.b], code[link.a])):
+                    overlap[a, b] = int(link.overlap)
+                    self.tmin[a, b], self.tmax[a, b] = link.min_transit, link.max_transit
+        np.fill_diagonal(self.tmin, 0.0)
+        for k in range(c):  # Floyd-Warshall: the fastest transit over chains of links
+            self.tmin = np.minimum(self.tmin, self.tmin[:, k : k + 1] + self.tmin[k : k + 1, :])
+        np.fill_diagonal(overlap, 1)
+        self.overlapping = overlap == 1
+        self.disjoint = overlap == 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# candidate edges
+
+
+def _conflict(
+    v: _Tracks,
+    topo: _Topology,
+    cfg: AssociateConfig,
+    i: np.ndarray,
+    j: np.ndarray,
+    together: np.ndarray | None = None,
+) -> np.ndarray:
+    """Hard cannot-links that follow from camera and timing alone, for broadcastable index arrays.
+    ``together``: seconds both are seen (negative: the gap between them), when already computed."""
+    ci, cj = v.cam[i], v.cam[j]
+    if together is None:
+        together = np.minimum(v.end[i], v.end[j]) - np.maximum(v.start[i], v.start[j])
+    same_frames = (ci == cj) & (v.fstart[i] <= v.fend[j]) & (v.fstart[j] <= v.fend[i])
+    disjoint = np.take(topo.disjoint.ravel(), ci * len(topo.disjoint) + cj)
+    return same_frames | (disjoint & (together > cfg.sync_tolerance))
+
+
+def _linkable(v: _Tracks, topo: _Topology, cfg: AssociateConfig, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Pairs that may carry an edge: distinct, at most ``max_gap`` apart and not a hard cannot-link."""
+    together = np.minimum(v.end[i], v.end[j]) - np.maximum(v.start[i], v.start[j])
+    return (i != j) & (together >= -cfg.max_gap) & ~_conflict(v, topo, cfg, i, j, together)
+
+
+def _pca_basis(e: np.ndarray, dim: int) -> np.ndarray:
+    """(D, dim) orthonormal basis of the top right singular vectors of a sample of ``e`` (randomised SVD with
+    a fixed seed on up to 4096 rows evenly spaced in canonical order, so the result is deterministic)."""
+    sample = e[np.linspace(0, len(e) - 1, min(len(e), 4096)).astype(np.int64)]
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(sample @ rng.standard_normal((e.shape[1], dim + 16)).astype(np.float32))
+    for _ in range(2):
+        q, _ = np.linalg.qr(sample @ (sample.T @ q))
+    _, _, vt = np.linalg.svd(q.T @ sample, full_matrices=False)
+    return np.ascontiguousarray(vt[:dim].T, dtype=np.float32)
+
+
+def _windows(v: _Tracks, rows: np.ndarray, max_gap: float) -> list[tuple[int, int, int, int]]:
+    """Query blocks ``[b0, b1)`` of ``rows`` (sorted by start) with the window ``[lo, hi)`` of rows that can
+    be within ``max_gap`` seconds of a block member."""
+    starts, ends = v.start[rows], v.end[rows]
+    reach = np.maximum.accumulate(ends)
+    out = []
+    for b0 in range(0, len(rows), _BLOCK):
+        b1 = min(len(rows), b0 + _BLOCK)
+        hi = int(np.searchsorted(starts, ends[b0:b1].max() + max_gap, "right"))
+        lo = int(np.searchsorted(reach, starts[b0:b1].min() - max_gap, "left"))
+        out.append((b0, b1, lo, hi))
+    return out
+
+
+def _neighbours(v: _Tracks, topo: _Topology, cfg: AssociateConfig, e: np.ndarray, x: np.ndarray, windows):
+    """The ``knn`` most similar linkable tracklets of each row of ``e`` (query rows, neighbour rows, cosine).
+
+    One matrix product per query block and its time window in the search space ``x``: ``e`` itself (exact),
+    or a projection of it, where ``2 * knn`` candidates are taken and re-ranked by their exact cosine."""
+    rows = v.emb_rows
+    reduced = x is not e
+    qs, ws, sims = [], [], []
+    for b0, b1, lo, hi in windows:
+        s = x[b0:b1] @ x[lo:hi].T
+        s[~_linkable(v, topo, cfg, rows[b0:b1, None], rows[None, lo:hi])] = -np.inf
+        k = min(2 * cfg.knn if reduced else cfg.knn, hi - lo)
+        top = (
+            np.argpartition(-s, k - 1, axis=1)[:, :k]
+            if k < hi - lo
+            else np.broadcast_to(np.arange(hi - lo), s.shape)
+        )
+        sim = np.take_along_axis(s, top, axis=1)
+        if reduced:
+            exact = np.empty(sim.shape, np.float32)
+            for c in range(0, b1 - b0, 64):  # the candidates' rows gathered 64 queries at a time
+                exact[c : c + 64] = np.einsum("qkd,qd->qk", e[lo + top[c : c + 64]], e[b0 + c : b0 + c + 64])
+            exact[~np.isfinite(sim)] = -np.inf
+            k = min(cfg.knn, top.shape[1])
+            best = np.argpartition(-exact, k - 1, axis=1)[:, :k]
+            top, sim = np.take_along_axis(top, best, axis=1), np.take_along_axis(exact, best, axis=1)
+        keep = np.isfinite(sim)
+        qs.append(np.broadcast_to(np.arange(b0, b1)[:, None], top.shape)[keep])
+        ws.append(top[keep] + lo)
+        sims.append(sim[keep])
+    return np.concatenate(qs), np.concatenate(ws), np.concatenate(sims).astype(np.float64)
+
+
+def _appearance_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig):
+    """Directed appearance kNN pairs as canonical indices with their cosine similarity, and the search used:
+    ``exact``, or ``pca`` when the query x window pairs exceed ``exact_search_max`` (crowded in time)."""
+    rows = v.emb_rows
+    if len(rows) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), "none"
+    e = v.embeddings()
+    windows = _windows(v, rows, cfg.max_gap)
+    exact = sum((b1 - b0) * (hi - lo) for b0, b1, lo, hi in windows) <= cfg.exact_search_max
+    x = e
+    if not exact and e.shape[1] > cfg.search_dim:
+        x = e @ _pca_basis(e, cfg.search_dim)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # cosine in the projection
+    q, w, sim = _neighbours(v, topo, cfg, e, x, windows)
+    return rows[q], rows[w], sim, "exact" if x is e else "pca"
+
+
+def _row_dots(e: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(e[a] * e[b]).sum(1)`` as float64, in chunks; each value is computed on its own row pair."""
+    out = np.empty(len(a), np.float64)
+    step = max(1, 2**22 // max(1, e.shape[1]))
+    for s in range(0, len(a), step):
+        out[s : s + step] = np.einsum("ij,ij->i", e[a[s : s + step]], e[b[s : s + step]])
+    return out
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(i, j)`` with ``lo[i] <= j < hi[i]``, vectorised."""
+    count = np.maximum(hi - lo, 0)
+    i = np.repeat(np.arange(len(lo)), count)
+    j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    return i, j
+
+
+def _spatial_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Same-camera continuations within ``break_gap``, and pairs seen at once by two calibrated cameras."""
+    out_i, out_j = [], []
+    for c in range(len(v.names)):
+        idx = np.flatnonzero(v.cam == c)  # sorted by start
+        lo = np.searchsorted(v.start[idx], v.end[idx], "right")
+        hi = np.searchsorted(v.start[idx], v.end[idx] + cfg.break_gap, "right")
+        a, b = _ranges(lo, hi)
+        out_i.append(idx[a])
+        out_j.append(idx[b])
+    idx = np.flatnonzero(v.calibrated[v.cam])
+    if len(idx) > 1:
+        hi = np.searchsorted(v.start[idx], v.end[idx], "right")
+        a, b = _ranges(np.arange(len(idx)) + 1, hi)
+        a, b = idx[a], idx[b]
+        keep = (v.cam[a] != v.cam[b]) & ~topo.disjoint[v.cam[a], v.cam[b]]
+        out_i.append(a[keep])
+        out_j.append(b[keep])
+    i, j = np.concatenate(out_i), np.concatenate(out_j)
+    keep = _linkable(v, topo, cfg, i, j)
+    return i[keep], j[keep]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# edge distances
+
+
+@dataclass
+class _Edges:
+    """Undirected edges ``i < j`` (canonical indices) with their distance and evidence terms, sorted, and the
+    pairs seen at the same time farther apart on the ground than ``world_gate`` (cannot-links, no edge)."""
+
+    i: np.ndarray
+    j: np.ndarray
+    dist: np.ndarray
+    terms: dict[str, np.ndarray]  # NaN where a term does not apply
+    far: tuple[np.ndarray, np.ndarray]
+
+    def terms_of(self, edges: np.ndarray) -> list[dict[str, float]]:
+        """The terms that apply to each of ``edges`` (indices), as plain floats."""
+        names = list(self.terms)
+        columns = [self.terms[k][edges].tolist() for k in names]
+        return [{k: x for k, x in zip(names, row) if x == x} for row in zip(*columns)]  # x == x: not NaN
+
+
+def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[float, int]:
+    """The cosine distance that counts as 1, and the number of pairs it was measured on.
+
+    ``cfg.appearance_scale`` when set; otherwise the median appearance distance between tracklets that a
+    cannot-link proves to be different people (seen at the same time by one camera, or by two cameras whose
+    views do not overlap): what "looking different" means for this embedder in this run. Fewer than 20 such
+    pairs: 1.0, the raw cosine distance. At most 20,000 pairs are used (evenly spaced, deterministic).
+    """
+    if cfg.appearance_scale is not None:
+        return cfg.appearance_scale, 0
+    rows = v.emb_rows
+    if len(rows) < 2:
+        return 1.0, 0
+    lo = np.arange(1, len(rows) + 1)
+    hi = np.searchsorted(v.start[rows], v.end[rows], "right")  # rows[j] starts while rows[i] is still seen
+    step = max(1, -(-int((hi - lo).sum()) // 1_000_000))  # a crowded scene: every step-th tracklet only
+    i, j = _ranges(lo[::step], hi[::step])
+    i = i * step
+    keep = _conflict(v, topo, cfg, rows[i], rows[j])
+    i, j = i[keep], j[keep]
+    if len(i) < 20:
+        return 1.0, int(len(i))
+    pick = np.linspace(0, len(i) - 1, min(len(i), 20_000)).astype(np.int64)
+    scale = float(np.median(1.0 - _row_dots(v.embeddings(), i[pick], j[pick])))
+    return max(scale, 1e-6), int(len(pick))  # identical looks everywhere: appearance cannot separate anyone
+
+
+def _edge_terms(
+    v: _Tracks,
+    topo: _Topology,
+    cfg: AssociateConfig,
+    i: np.ndarray,
+    j: np.ndarray,
+    sim: np.ndarray,
+    scale: float,
+) -> _Edges:
+    """Distances of candidate pairs ``(i, j)`` (either order, repeats allowed); ``sim`` is their cosine
+    similarity where already known, else NaN. The appearance term is divided by ``scale``. Pairs found
+    farther apart on the ground than ``world_gate`` while seen at the same time become cannot-links."""
+    n = len(v.items)
+    key = np.minimum(i, j) * n + np.maximum(i, j)
+    order = np.argsort(key, kind="stable")
+    key, sim = key[order], sim[order]
+    key, start = np.unique(key, return_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups: not known yet
+        sim = np.fmax.reduceat(sim, start) if len(sim) else sim  # both directions found: the larger value
+    i, j = key // n, key % n  # i starts first (canonical order)
+    ci, cj = v.cam[i], v.cam[j]
+    gap = np.maximum(v.start[i], v.start[j]) - np.minimum(v.end[i], v.end[j])
+
+    world_m = np.full(len(i), np.nan)
+    seen = np.flatnonzero(
+        (ci != cj) & (gap <= 0) & v.calibrated[ci] & v.calibrated[cj] & ~topo.disjoint[ci, cj]
+    )
+    world_m[seen] = v.world_distances(i[seen], j[seen])
+    far = world_m > cfg.world_gate
+    if far.any():
+        far_pairs = (i[far], j[far])
+        keep = ~far
+        i, j, ci, cj, gap, sim, world_m = (x[keep] for x in (i, j, ci, cj, gap, sim, world_m))
+    else:
+        far_pairs = (i[:0], j[:0])
+    nan = np.full(len(i), np.nan)
+    world = cfg.world_weight * (2 * np.minimum(world_m / cfg.world_gate, 1.0) - 1)
+
+    row = np.full(n, -1, np.int64)
+    row[v.emb_rows] = np.arange(len(v.emb_rows))
+    todo = np.isnan(sim) & (row[i] >= 0) & (row[j] >= 0)
+    if todo.any():
+        sim[todo] = _row_dots(v.embeddings(), row[i[todo]], row[j[todo]])
+    app = 1.0 - sim
+    # waiting beyond a direct link's max_transit (or any wait without one) is evidence that weakens with time
+    waited = gap - np.where(np.isfinite(topo.tmax[ci, cj]), topo.tmax[ci, cj], 0.0)
+    time_term = (
+        cfg.time_weight * np.clip(waited, 0, cfg.max_gap) / cfg.max_gap
+        if math.isfinite(cfg.max_gap)
+        else np.zeros(len(i))
+    )
+
+    if topo.known:
+        tmin = topo.tmin[ci, cj]
+        early = np.where(topo.overlapping[ci, cj], 0.0, np.maximum(tmin - gap, 0))
+        with np.errstate(invalid="ignore"):
+            fraction = np.where(np.isinf(tmin), 1.0, np.minimum(1.0, early / np.maximum(tmin, 1)))
+        transit = np.where(ci != cj, cfg.transit_weight * fraction, np.nan)
+    else:
+        transit = nan.copy()
+
+    # calibrated, one after the other: the straight-line speed needed, allowing 1 m of position error
+    apart = np.flatnonzero(gap > 0)  # i ended before j began
+    speed, fast = nan.copy(), nan.copy()
+    metres = np.linalg.norm(v.ground_first[j[apart]] - v.ground_last[i[apart]], axis=1)
+    speed[apart] = np.maximum(metres - 1.0, 0.0) / gap[apart]
+    fast[apart] = cfg.speed_weight * np.clip(speed[apart] / cfg.max_speed - 1, 0, 1)
+
+    image, continuity = nan.copy(), nan.copy()
+    brk = np.flatnonzero((ci == cj) & (gap <= cfg.break_gap))
+    if len(brk):
+        a, b = i[brk], j[brk]  # same camera and no frame overlap: a ended before b began
+        predicted = v.head[a] + v.velocity[a] * gap[brk, None]
+        image[brk] = np.linalg.norm(v.tail[b] - predicted, axis=1) / (
+            0.5 * (v.height_end[a] + v.height_start[b])
+        )
+        continuity[brk] = cfg.continuity_weight * (2 * np.minimum(image[brk] / cfg.break_radius, 1.0) - 1)
+
+    total = np.where(np.isnan(app), cfg.missing_appearance, app / scale) + time_term
+    for term in (transit, fast, world, continuity):
+        total += np.nan_to_num(term)
+    terms = {
+        "appearance": app,
+        "time_gap": gap,
+        "time": time_term,
+        "transit_penalty": transit,
+        "speed": speed,
+        "speed_penalty": fast,
+        "world_distance": world_m,
+        "world": world,
+        "image_distance": image,
+        "continuity": continuity,
+    }
+    return _Edges(i, j, total, terms, far_pairs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# constrained average-linkage clustering
+
+
+@dataclass
+class _Merge:
+    keep: int
+    gone: int
+    distance: float
+    edge: int  # index of the closest edge between the two clusters
+    edges: int  # number of edges between them
+
+
+class _Clusters:
+    """Cluster members and time spans, with the full cannot-link check between two clusters.
+
+    ``far``: the pairs found farther apart on the ground than ``world_gate`` while seen at the same time (the
+    calibrated candidates include every pair seen at the same time by two calibrated cameras that may
+    overlap, so this is every such cannot-link).
+    """
+
+    def __init__(self, v: _Tracks, topo: _Topology, cfg: AssociateConfig, far: tuple[np.ndarray, np.ndarray]):
+        self.v, self.topo, self.cfg = v, topo, cfg
+        n = len(v.items)
+        self.members: list[set[int]] = [{i} for i in range(n)]
+        self.span = np.c_[v.start, v.end].tolist()
+        self.far: dict[int, set[int]] = {}
+        for a, b in zip(*(x.tolist() for x in far)):
+            self.far.setdefault(a, set()).add(b)
+            self.far.setdefault(b, set()).add(a)
+
+    def cannot_link(self, a: int, b: int) -> bool:
+        (sa, ea), (sb, eb) = self.span[a], self.span[b]
+        if min(ea, eb) < max(sa, sb):  # never seen at the same time: no cannot-link can apply
+            return False
+        small, big = sorted((self.members[a], self.members[b]), key=len)
+        if any(x in self.far and not self.far[x].isdisjoint(big) for x in small):
+            return True
+        ia, ib = (
+            np.fromiter(small, np.int64, len(small))[:, None],
+            np.fromiter(big, np.int64, len(big))[None, :],
+        )
+        return bool(_conflict(self.v, self.topo, self.cfg, ia, ib).any())
+
+    def merge(self, keep: int, gone: int) -> None:
+        small, big = sorted((self.members[keep], self.members[gone]), key=len)
+        big |= small
+        self.members[keep], self.members[gone] = big, set()
+        (sa, ea), (sb, eb) = self.span[keep], self.span[gone]
+        self.span[keep] = [min(sa, sb), max(ea, eb)]
+
+
+def _components(edges: _Edges, n: int, threshold: float) -> list[np.ndarray]:
+    """The edges that can matter, one array of edge indices per connected component of the graph of edges
+    below ``threshold`` (components in order of their first tracklet). Every merge joins two clusters with an
+    edge below the threshold between them, so clusters never leave these components and an edge between
+    two components never enters an average."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    below = edges.dist < threshold
+    graph = coo_matrix((np.ones(int(below.sum())), (edges.i[below], edges.j[below])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    inside = np.flatnonzero(comp[edges.i] == comp[edges.j])
+    inside = inside[np.argsort(comp[edges.i[inside]], kind="stable")]
+    return np.split(inside, np.flatnonzero(np.diff(comp[edges.i[inside]])) + 1) if len(inside) else []
+
+
+def _cluster(
+    clusters: _Clusters, edges: _Edges, components: list[np.ndarray], threshold: float
+) -> tuple[np.ndarray, list[_Merge], int]:
+    """Average linkage with cannot-link checks, one component (edge indices) at a time. Returns the root
+    cluster of each tracklet, the merges in order (``_Merge.edge`` indexes ``edges``), and how many closest
+    pairs a cannot-link refused."""
+    n = len(clusters.members)
+    merges: list[_Merge] = []
+    refused = 0
+    for use in components:
+        refused += _cluster_component(clusters, edges, use, threshold, merges)
+    root = np.empty(n, np.int64)
+    for c, mem in enumerate(clusters.members):
+        root[list(mem)] = c
+    return root, merges, refused
+
+
+def _cluster_component(
+    clusters: _Clusters, edges: _Edges, use: np.ndarray, threshold: float, merges: list[_Merge]
+) -> int:
+    """The heap loop over the edges ``use`` of one component; appends its merges, returns the refusals."""
+    n = len(clusters.members)
+    # one shared entry [sum, count, best distance, best edge] per cluster pair, reachable from both sides;
+    # heap items (average, a * n + b) with a < b
+    adj: dict[int, dict[int, list]] = {}
+    heap = []
+    for e, a, b, d in zip(
+        use.tolist(), edges.i[use].tolist(), edges.j[use].tolist(), edges.dist[use].tolist()
+    ):
+        entry = [d, 1, d, e]
+        adj.setdefault(a, {})[b] = adj.setdefault(b, {})[a] = entry
+        if d < threshold:
+            heap.append((d, a * n + b))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    refused = 0
+    while heap:
+        d, pair = pop(heap)
+        a, b = divmod(pair, n)
+        adj_a, adj_b = adj.get(a), adj.get(b)
+        entry = adj_a.get(b) if adj_a is not None and adj_b is not None else None
+        if entry is None or entry[0] / entry[1] != d:
+            continue  # stale: a cluster is gone or the pair's average changed since this was pushed
+        if clusters.cannot_link(a, b):
+            del adj_a[b], adj_b[a]
+            refused += 1
+            continue
+        keep, gone = (a, b) if (len(adj_a), -a) >= (len(adj_b), -b) else (b, a)
+        merges.append(_Merge(keep, gone, d, entry[3], entry[1]))
+        adj_keep, adj_gone = adj[keep], adj.pop(gone)
+        del adj_keep[gone], adj_gone[keep]
+        for other, e in adj_gone.items():
+            adj_other = adj[other]
+            del adj_other[gone]
+            cur = adj_keep.get(other)
+            if cur is None:
+                adj_keep[other] = adj_other[keep] = cur = e
+            else:
+                cur[0] += e[0]
+                cur[1] += e[1]
+                if (e[2], e[3]) < (cur[2], cur[3]):
+                    cur[2], cur[3] = e[2], e[3]
+            avg = cur[0] / cur[1]
+            if avg < threshold:
+                push(heap, (avg, keep * n + other if keep < other else other * n + keep))
+        clusters.merge(keep, gone)
+    return refused
+
+
+# ----------------------------------------------------------------------------------------------------------
+# public entry point
+
+
+def _canonical(tracklets: Sequence[Tracklet]) -> list[int]:
+    seen: set[tuple[str, int]] = set()
+    for t in tracklets:
+        if len(t) == 0:
+            raise InputError(f"tracklet {t.key}: has no frames")
+        if t.key in seen:
+            raise InputError(f"tracklet {t.key}: (camera, track_id) appears twice")
+        seen.add(t.key)
+    return sorted(
+        range(len(tracklets)),
+        key=lambda i: (tracklets[i].start_time, tracklets[i].camera, tracklets[i].track_id),
+    )
+
+
+def _reason(v: _Tracks, a: int, b: int, terms: dict[str, float], distance: float, threshold: float) -> str:
+    ta, tb = v.items[a], v.items[b]
+    parts = []
+    if "appearance" in terms:
+        parts.append(f"appearance distance {terms['appearance']:.2f}")
+    else:
+        parts.append("no appearance to compare")
+    gap = terms["time_gap"]
+    if ta.camera == tb.camera:
+        if "image_distance" in terms:
+            parts.append(
+                f"the track resumes {gap:.1f} s later {terms['image_distance']:.1f} box heights from "
+                f"where it was heading"
+            )
+        else:
+            parts.append(f"re-enters {ta.camera} {gap:.1f} s later")
+    elif gap <= 0:
+        where = f", {terms['world_distance']:.1f} m apart on the ground" if "world_distance" in terms else ""
+        parts.append(f"{ta.camera} and {tb.camera} see them at the same time{where}")
+    else:
+        odd = " (quicker than the camera links allow)" if terms.get("transit_penalty", 0) > 0 else ""
+        parts.append(f"{tb.camera} sees them {gap:.1f} s after {ta.camera}{odd}")
+    if "speed" in terms:
+        parts.append(f"{terms['speed']:.1f} m/s on the ground between the two")
+    return (
+        f"{ta.camera}#{ta.track_id} and {tb.camera}#{tb.track_id}: {', '.join(parts)}; average distance "
+        f"{distance:.2f} over {int(terms['edges'])} tracklet pair(s), below the threshold {threshold:.2f}."
+    )
+
+
+def associate(
+    tracklets: Sequence[Tracklet], cfg: AssociateConfig, calibration: dict[str, np.ndarray] | None = None
+) -> Association:
+    """Join tracklets of all cameras into global identities (see the module docstring for the method).
+
+    ``tracklets`` are not modified. ``calibration``: ``{camera: (3, 3) ground->image homography}``; when None
+    and ``cfg.calibration`` names a file, it is read from there (a scene.json also gives which views overlap).
+    """
+    t0 = time.perf_counter()
+    order = _canonical(tracklets)
+    n = len(order)
+    if n == 0 or not cfg.enabled:
+        ids = np.empty(n, np.int64)
+        ids[order] = np.arange(1, n + 1)
+        return Association(ids, [], {"search": "none", "identities": n})
+    if calibration is None and cfg.calibration:
+        calibration = load_calibration(cfg.calibration)
+    overlaps = _scene_overlaps(cfg.calibration) if cfg.calibration else None
+    v = _Tracks([tracklets[i] for i in order], calibration or {})
+    topo = _Topology(v.names, cfg.links, overlaps)
+
+    qa, wa, sim, method = _appearance_edges(v, topo, cfg)
+    qs, ws = _spatial_edges(v, topo, cfg)
+    t_search = time.perf_counter()
+    scale, scale_pairs = _appearance_scale(v, topo, cfg)
+    edges = _edge_terms(
+        v, topo, cfg, np.r_[qa, qs], np.r_[wa, ws], np.r_[sim, np.full(len(qs), np.nan)], scale
+    )
+    t_terms = time.perf_counter()
+    components = _components(edges, n, cfg.threshold)
+    root, merges, refused = _cluster(_Clusters(v, topo, cfg, edges.far), edges, components, cfg.threshold)
+
+    first = {}
+    for r in root.tolist():  # canonical order is first-appearance order
+        first.setdefault(r, len(first) + 1)
+    label = np.array([first[r] for r in root.tolist()], np.int64)
+    evidence = []
+    best = np.array([m.edge for m in merges], np.int64)
+    for m, terms in zip(merges, edges.terms_of(best)):
+        a, b = int(edges.i[m.edge]), int(edges.j[m.edge])
+        terms |= {"edge_distance": float(edges.dist[m.edge]), "edges": float(m.edges)}
+        evidence.append(
+            Evidence(
+                int(label[a]),
+                v.items[a].key,
+                v.items[b].key,
+                float(m.distance),
+                terms,
+                _reason(v, a, b, terms, m.distance, cfg.threshold),
+            )
+        )
+    ids = np.empty(n, np.int64)
+    ids[order] = label
+    info = {
+        "search": method,
+        "appearance_scale": round(scale, 4),
+        "appearance_scale_pairs": scale_pairs,
+        "tracklets": n,
+        "with_embedding": int(len(v.emb_rows)),
+        "edges": int(len(edges.i)),
+        "edges_within_reach": int(sum(len(c) for c in components)),
+        "merges": len(merges),
+        "refused_cannot_link": refused,
+        "identities": len(first),
+        "search_s": round(t_search - t0, 3),
+        "terms_s": round(t_terms - t_search, 3),
+        "cluster_s": round(time.perf_counter() - t_terms, 3),
+    }
+    return Association(ids, evidence, info)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# synthetic tracklet scenes with known identities, for tests and the benchmark (no pixels)
+
+_ZONE_LENGTH, _ZONE_GAP, _ZONE_WIDTH = 10.0, 15.0, 6.0  # metres: zones along x, with walkways between them
+
+
+@dataclass
+class SyntheticScene:
+    """Tracklets with known identities from :func:`synthetic_scene`."""
+
+    tracklets: list[Tracklet]
+    person: np.ndarray  # (N,) int64 true identity of each tracklet
+    calibration: dict[str, np.ndarray]  # camera -> (3, 3) ground -> image homography
+    links: tuple[CameraLink, ...]  # cameras on one zone overlap; cameras on neighbouring zones are linked
+
+
+def _zone_homography(zone: int, view: int) -> np.ndarray:
+    """Ground (metres) -> 640x360 pixels for the ``view``-th camera on ``zone``: views alternate sides."""
+    x0 = zone * (_ZONE_LENGTH + _ZONE_GAP)
+    sign = 1.0 if view % 2 == 0 else -1.0
+    local = np.array(
+        [[56.0 * sign, 4.0 * view, 320.0 - 280.0 * sign], [0.0, 30.0, 160.0 + 8 * view], [0.0, 0.03, 1.0]]
+    )
+    return local @ np.array([[1.0, 0.0, -x0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def synthetic_scene(
+    people: int,
+    zones: Sequence[int] = (0, 0, 1, 2),
+    *,
+    dim: int = 64,
+    seed: int = 0,
+    fps: float = 5.0,
+    rate: float = 0.3,
+    noise: float = 0.7,
+    camera_shift: float = 0.5,
+    look_alike: float = 0.0,
+    p_break: float = 0.2,
+    p_return: float = 0.2,
+    p_missing: float = 0.0,
+) -> SyntheticScene:
+    """People walking through camera zones, as tracklets with known identities.
+
+    Zones are 10 x 6 m areas along a line, 15 m apart; camera ``i`` (named ``cam{i+1}``) watches zone
+    ``zones[i]``, so cameras on one zone overlap (they see a person at the same time, from opposite sides)
+    and cameras on different zones are disjoint, with a transit of 9-15 s between neighbouring zones. People
+    arrive at ``rate`` per second, walk at 1.0-1.6 m/s through a random run of zones, with ``p_return`` walk
+    back later (re-entry into the same cameras) and with ``p_break`` a track is broken for 0.6-1.5 s.
+
+    Embeddings (``dim``): ``unit(person + camera_shift * camera + noise * N(0, I/dim))``, with
+    ``look_alike`` the cosine between people of one group of four (similar clothes); with ``p_missing`` a
+    tracklet has no embedding. Boxes come from the ground positions through the camera homographies.
+    """
+    rng = np.random.default_rng(seed)
+    names = [f"cam{i + 1}" for i in range(len(zones))]
+    view = [list(zones[:i]).count(z) for i, z in enumerate(zones)]
+    homography = {n: _zone_homography(z, w) for n, z, w in zip(names, zones, view)}
+    by_zone: dict[int, list[int]] = {}
+    for i, z in enumerate(zones):
+        by_zone.setdefault(z, []).append(i)
+    n_zones = max(zones) + 1
+    pieces = []  # (person, camera, start, end, x at t_ref, t_ref, velocity, lane, phase)
+    arrival = 0.0
+    for p in range(people):
+        arrival += rng.exponential(1 / rate)
+        za, zb = rng.integers(n_zones, size=2)
+        direction = int(np.sign(zb - za)) or int(rng.choice([-1, 1]))
+        route = list(range(min(za, zb), max(za, zb) + 1))[::direction]
+        speed, t_leg = rng.uniform(1.0, 1.6), arrival
+        for _ in range(1 + int(rng.random() < p_return)):
+            lane, phase = rng.uniform(0.5, _ZONE_WIDTH - 0.5), rng.uniform(0, 2 * np.pi)
+            x_ref = route[0] * (_ZONE_LENGTH + _ZONE_GAP) + (0.0 if direction > 0 else _ZONE_LENGTH)
+            t_end = t_leg
+            for z in route:
+                x_in = z * (_ZONE_LENGTH + _ZONE_GAP) + (0.0 if direction > 0 else _ZONE_LENGTH)
+                t_in = t_leg + abs(x_in - x_ref) / speed
+                t_end = t_in + _ZONE_LENGTH / speed
+                for c in by_zone.get(z, []):
+                    a, b = t_in + rng.uniform(0, 0.4), t_end - rng.uniform(0, 0.4)
+                    spans = [(a, b)]
+                    if rng.random() < p_break and b - a > 4:
+                        cut, gap = rng.uniform(a + 1.5, b - 2.5), rng.uniform(0.6, 1.5)
+                        spans = [(a, cut), (cut + gap, b)]
+                    pieces += [(p, c, s, e, x_ref, t_leg, direction * speed, lane, phase) for s, e in spans]
+            t_leg = t_end + rng.uniform(10, 60)
+            route, direction = route[::-1], -direction
+
+    centres = _unit(rng.standard_normal((people, dim)))
+    if look_alike > 0:
+        groups = _unit(rng.standard_normal(((people + 3) // 4, dim)))
+        centres = _unit(
+            np.sqrt(1 - look_alike) * centres + np.sqrt(look_alike) * groups[np.arange(people) // 4]
+        )
+    bias = _unit(rng.standard_normal((len(names), dim))) * camera_shift
+    pieces.sort(key=lambda r: (r[1], r[2]))
+    person = np.array([r[0] for r in pieces], np.int64)
+    cam = np.array([r[1] for r in pieces], np.int64)
+    emb = np.empty((len(pieces), dim), np.float32)
+    for s in range(0, len(pieces), 8192):  # in chunks: 100k x 2048 noise at once would double the memory
+        sl = slice(s, s + 8192)
+        z = (centres[person[sl]] + bias[cam[sl]]).astype(np.float32)
+        emb[sl] = _unit(z + np.float32(noise / np.sqrt(dim)) * rng.standard_normal(z.shape, dtype=np.float32))
+    missing = rng.random(len(pieces)) < p_missing
+
+    tracklets, keep = [], []
+    next_id = [1] * len(names)
+    for k, (p, c, a, b, x_ref, t_ref, vel, lane, phase) in enumerate(pieces):
+        frames = np.arange(math.ceil(a * fps), math.floor(b * fps) + 1) + 1
+        if len(frames) < 3:
+            continue
+        times = (frames - 1) / fps
+        gx, gy = x_ref + vel * (times - t_ref), lane + 0.3 * np.sin(0.8 * times + phase)
+        hm = homography[names[c]]
+        den = hm[2, 0] * gx + hm[2, 1] * gy + hm[2, 2]
+        noise = rng.normal(0, 1.0, (2, len(times)))
+        u = (hm[0, 0] * gx + hm[0, 1] * gy + hm[0, 2]) / den + noise[0]
+        v = (hm[1, 0] * gx + hm[1, 1] * gy + hm[1, 2]) / den + noise[1]
+        h = 60 + 8 * gy
+        boxes = np.stack([u - 0.2 * h, v - h, u + 0.2 * h, v], axis=1)
+        tracklets.append(
+            Tracklet(
+                names[c],
+                next_id[c],
+                frames,
+                times,
+                boxes,
+                np.full(len(frames), 0.9),
+                embedding=None if missing[k] else emb[k],
+            )
+        )
+        next_id[c] += 1
+        keep.append(p)
+    links = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            if zones[i] == zones[j]:
+                links.append(CameraLink(names[i], names[j], overlap=True, min_transit=0.0, max_transit=60.0))
+            elif abs(zones[i] - zones[j]) == 1:
+                links.append(
+                    CameraLink(
+                        names[i],
+                        names[j],
+                        overlap=False,
+                        min_transit=_ZONE_GAP / 1.6 - 1,
+                        max_transit=_ZONE_GAP / 1.0 + 2,
+                    )
+                )
+    return SyntheticScene(tracklets, np.array(keep, np.int64), homography, tuple(links))
+
+
+def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Pairwise precision, recall and F1 of a clustering ``labels`` against ``truth`` (both (N,) ints):
+    a pair of items counts as joined when both share a label."""
+
+    def pairs(counts: np.ndarray) -> float:
+        return float((counts * (counts - 1) // 2).sum())
+
+    joined = pairs(np.unique(np.c_[labels, truth], axis=0, return_counts=True)[1])
+    predicted = pairs(np.unique(labels, return_counts=True)[1])
+    actual = pairs(np.unique(truth, return_counts=True)[1])
+    precision = joined / predicted if predicted else 1.0
+    recall = joined / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
