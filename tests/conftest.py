@@ -47,3 +47,19 @@ def sample_run(tmp_path_factory) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def sample_run_per_camera(sample_run) -> Path:
+    """The same run without cross-camera association (per-camera track ids), from its stage cache."""
+    import shutil
+    import subprocess
+    import sys
+
+    out = sample_run.parent / "per-camera"
+    shutil.copytree(sample_run / "cache", out / "cache")
+    cmd = [sys.executable, "-m", "tracker", "--videos", *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
+           "--out", str(out), "--offline", "--quiet", "--no-associate", "--no-video"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
