@@ -275,7 +275,7 @@ def _detect_round(states: list[_State]) -> None:
 
 def _track_round(states: list[_State], embedder) -> None:
     """Update every piece's tracker with the round's detections (and crop features: one batch for all)."""
-    from tracker.pipeline import _crop
+    from tracker.track import crop_box
 
     feats: list[list[np.ndarray | None]] = [[None] * len(s.batch) for s in states]
     if embedder is not None:
@@ -284,7 +284,7 @@ def _track_round(states: list[_State], embedder) -> None:
         for i, s in enumerate(states):
             for j, (f, d) in enumerate(zip(s.batch, s.dets)):
                 if f.image is not None and len(d):
-                    crops.extend(_crop(f.image, b) for b in d.xyxy)
+                    crops.extend(crop_box(f.image, b) for b in d.xyxy)
                     where.append((i, j, len(d)))
         out = embedder.embed(crops) if crops else None
         start = 0

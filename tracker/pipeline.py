@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -24,8 +23,8 @@ from tracker import __version__, env
 from tracker.config import PipelineConfig, to_dict
 from tracker.errors import InputError
 from tracker.fsutil import atomic_path, atomic_write_json
-from tracker.types import CameraInfo, Detections, Frame, Tracklet
-from tracker.video import FrameSource, open_source, read_mot_detections
+from tracker.types import CameraInfo, Tracklet
+from tracker.video import FrameSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -66,76 +65,17 @@ def open_inputs(inputs: list[CameraInput], stride: int) -> list[FrameSource]:
     return sources
 
 
-def _batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    for f in frames:
-        batch.append(f)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total or None, desc=desc, unit="frame", disable=not enabled, leave=True, dynamic_ncols=True)
-
-
 def process_camera(source: FrameSource, cfg: PipelineConfig, detections_file: str | None = None,
-                   embedder=None, progress: bool = True) -> CameraResult:
-    """Detect and track people in one camera; returns its tracklets (embeddings not yet set)."""
-    from tracker.detect import build_detector
-    from tracker.reid import crop_quality
-    from tracker.track import CameraTracker
+                   embedder=None, progress: bool = False) -> CameraResult:
+    """One camera's stage (detect, track, embed crops) in this process, without cache or chunking."""
+    import tempfile
 
-    fps = source.info.fps / source.stride
-    tracker = CameraTracker(cfg.track, fps, source.camera, quality=crop_quality)
-    timings = {"decode": 0.0, "detect": 0.0, "track": 0.0}
-    if detections_file is not None:
-        by_frame = read_mot_detections(detections_file)
-        detector, detector_info = None, {"detector": "file", "detections": str(detections_file)}
-    else:
-        detector = build_detector(cfg.detect, source.sample_images(25) if cfg.detect.detector != "yolo" else ())
-        detector_info = detector.info()
-    appearance = embedder is not None and cfg.track.appearance_weight > 0
-    frames_done = 0
-    bar = _progress(len(source), source.camera, progress)
-    t0 = time.perf_counter()
-    for batch in _batched(source, cfg.detect.batch if detector is not None else 1):
-        t1 = time.perf_counter()
-        timings["decode"] += t1 - t0
-        if detector is not None:
-            dets = detector.detect([f.image for f in batch])
-        else:
-            dets = [by_frame.get(f.index, Detections.empty()) for f in batch]
-        t2 = time.perf_counter()
-        timings["detect"] += t2 - t1
-        for f, d in zip(batch, dets):
-            feats = None
-            if appearance and f.image is not None and len(d):
-                feats = embedder.embed([_crop(f.image, b) for b in d.xyxy])
-            tracker.update(f.index, f.time, d, f.image, feats)
-        frames_done += len(batch)
-        bar.update(len(batch))
-        t0 = time.perf_counter()
-        timings["track"] += t0 - t2
-    bar.close()
-    t = time.perf_counter()
-    tracklets = tracker.finish()
-    timings["track"] += time.perf_counter() - t
-    if frames_done == 0:
-        raise InputError(f"{source.info.source}: no frames could be decoded")
-    info = dataclasses.replace(source.info, frames_processed=frames_done)
-    return CameraResult(info, tracklets, detector_info, timings)
+    from tracker.executor import execute
 
-
-def _crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = np.round(box).astype(int)
-    x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
-    return image[y1 : max(min(y2, h), y1 + 1), x1 : max(min(x2, w), x1 + 1)]
+    one = dataclasses.replace(cfg.execution, executor="local", workers=1, chunk_seconds=0.0, force=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = execute([source], [detections_file], dataclasses.replace(cfg, execution=one), tmp, embedder, progress)
+    return run.results[0]
 
 
 def embed_tracklets(tracklets: list[Tracklet], embedder, progress: bool = True) -> None:

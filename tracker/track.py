@@ -289,6 +289,14 @@ def interpolate_gaps(frames, times, boxes, scores, max_gap: int, step: int | Non
     return f[order], np.concatenate(parts_t)[order], np.concatenate(parts_b)[order], np.concatenate(parts_s)[order]
 
 
+def crop_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The part of ``image`` inside ``box`` (xyxy), clipped to the image and at least 1x1 (a view, no copy)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
+    return image[y1 : max(min(y2, h), y1 + 1), x1 : max(min(x2, w), x1 + 1)]
+
+
 def _cut(image: np.ndarray, box: np.ndarray, min_height: int) -> np.ndarray | None:
     """Copy the box out of the image, or None when it is too small or mostly outside the frame."""
     h, w = image.shape[:2]
