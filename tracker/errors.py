@@ -28,6 +28,9 @@ def cli_entry(prog: str) -> Callable[[Callable[..., int | None]], Callable[..., 
             except KeyboardInterrupt:
                 print(f"{prog}: interrupted", file=sys.stderr)
                 code = 130
+            except BrokenPipeError:  # output piped into `head` and the like
+                sys.stderr.close()
+                code = 0
             sys.exit(code)
 
         return main

@@ -103,11 +103,11 @@ class _Track:
     def box(self) -> np.ndarray:
         return _x_to_xyxy(self.x)
 
-    def predict(self) -> None:
+    def predict(self, vel_scale: float = 1.0) -> None:
         if self.x[2] + self.x[6] <= 1 or self.x[3] + self.x[7] <= 1:
             self.x[6:8] = 0
         h = max(self.x[3], 1.0)
-        q = np.r_[[_STD_POS * h] * 4, [_STD_VEL * h] * 4] ** 2
+        q = np.r_[[_STD_POS * h] * 4, [_STD_VEL * vel_scale * h] * 4] ** 2
         self.x, self.P = kf_predict(self.x, self.P, _F, np.diag(q))
         self.misses += 1
 
@@ -145,6 +145,8 @@ class CameraTracker:
         self.camera = camera
         self.max_misses = max(1, int(round(cfg.max_age * fps)))
         self.crop_every = max(1, int(round(fps / 2)))
+        # Velocity noise is tuned per frame at 30 fps; at lower rates velocity changes more between frames.
+        self.vel_scale = 30.0 / max(fps, 1e-3)
         self._quality = quality or _default_quality
         self._tracks: list[_Track] = []
         self._done: list[_Track] = []
@@ -168,7 +170,7 @@ class CameraTracker:
         keep = detections.confidence >= cfg.low_thresh
         dets, feats = detections[keep], (features[keep] if features is not None else None)
         for t in self._tracks:
-            t.predict()
+            t.predict(self.vel_scale)
 
         high = np.flatnonzero(dets.confidence >= cfg.high_thresh)
         low = np.flatnonzero(dets.confidence < cfg.high_thresh)
@@ -190,7 +192,8 @@ class CameraTracker:
         out_ids = np.full(len(dets), -1, np.int64)
         for track, j in matched:
             track.update(dets.xyxy[j], float(dets.confidence[j]))
-            self._record(track, frame, time, dets.xyxy[j], float(dets.confidence[j]), float(vis[j]), image)
+            self._record(track, frame, time, dets.xyxy[j], float(dets.confidence[j]), float(vis[j]), image,
+                         track.box)
             if feats is not None:
                 f = feats[j] if track.feature is None else 0.9 * track.feature + 0.1 * feats[j]
                 track.feature = f / max(np.linalg.norm(f), 1e-12)
@@ -229,10 +232,13 @@ class CameraTracker:
         cost = (1 - w) * iou_cost + w * np.clip(app, 0, 2)
         return np.where(iou_cost > gate, np.inf, cost)
 
-    def _record(self, t: _Track, frame: int, time: float, box, score: float, vis: float, image) -> None:
+    def _record(self, t: _Track, frame: int, time: float, box, score: float, vis: float, image,
+                smoothed: np.ndarray | None = None) -> None:
+        """Append a matched frame: the Kalman-filtered box (``smoothed``, when given) goes into the track,
+        the detection's own ``box`` is what crops are cut from."""
         t.frames.append(frame)
         t.times.append(time)
-        t.boxes.append(np.asarray(box, np.float32))
+        t.boxes.append(np.asarray(box if smoothed is None else smoothed, np.float32))
         t.scores.append(score)
         if image is None or frame - t.last_crop_frame < self.crop_every:
             return

@@ -152,7 +152,7 @@ class Tracklet:
     times : (T,) float64
         Seconds on the common clock for each frame.
     boxes : (T, 4) float32
-        ``xyxy`` boxes: the matched detection's box on frames with a detection.
+        ``xyxy`` boxes: the Kalman-filtered box after each matched detection (interpolated across gaps).
     scores : (T,) float32
         Detection confidence of each box; 0 on frames filled by interpolation.
     crops : list[Crop]
