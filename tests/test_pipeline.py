@@ -20,8 +20,8 @@ def test_sample_scene_per_camera_tracking(sample_run_per_camera):
     assert meta["execution"]["cached"] == ["cam1", "cam2", "cam3"]  # the camera stage came from the cache
     metrics = evaluate_run(sample_run_per_camera, SAMPLE / "gt")
     for cam, m in metrics["cameras"].items():
-        assert m["IDF1"] >= 0.72, (cam, m)  # measured 0.74-0.92 (issue floor 0.70)
-        assert m["MOTA"] >= 0.70, (cam, m)  # measured 0.73-0.84 (issue floor 0.60)
+        assert m["IDF1"] >= 0.74, (cam, m)  # measured 0.774-0.883 (issue floor 0.70)
+        assert m["MOTA"] >= 0.78, (cam, m)  # measured 0.818-0.874 (issue floor 0.60)
 
 
 def test_sample_scene_global_identities(sample_run):
@@ -29,10 +29,10 @@ def test_sample_scene_global_identities(sample_run):
     from tracker.evaluate import evaluate_run
 
     metrics = evaluate_run(sample_run, SAMPLE / "gt")
-    assert metrics["ALL"]["IDF1"] >= 0.70, metrics["ALL"]  # measured 0.754 (issue floor 0.60)
+    assert metrics["ALL"]["IDF1"] >= 0.70, metrics["ALL"]  # measured 0.743 (issue floor 0.60)
     assert 9 <= metrics["ALL"]["IDs"] <= 18, metrics["ALL"]  # 12 people
     for cam, m in metrics["cameras"].items():
-        assert m["IDF1"] >= 0.62, (cam, m)  # measured 0.675-0.915: alike-dressed people joined in one camera
+        assert m["IDF1"] >= 0.64, (cam, m)  # measured 0.685-0.924: alike-dressed people joined in one camera
 
 
 def test_run_directory_contents(sample_run):
