@@ -28,7 +28,7 @@ from tracker.video import FrameSource, open_source
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("numpy", "opencv-python", "torch", "torchvision", "ultralytics", "filterpy", "lap", "faiss-cpu", "trackeval")
+PACKAGES = ("numpy", "opencv-python", "torch", "torchvision", "ultralytics", "filterpy", "lap", "trackeval")
 
 
 @dataclass
