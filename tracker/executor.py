@@ -526,7 +526,7 @@ def execute(sources: Sequence[FrameSource], detections: Sequence[str | None], cf
                 cam.parts[chunk.start] = part
                 resumed[src.camera] = resumed.get(src.camera, 0) + 1
             else:
-                pieces.append(Piece(i, src.window(chunk.start, chunk.stop), chunk, det))
+                pieces.append(Piece(i, src if chunk.whole else src.window(chunk.start, chunk.stop), chunk, det))
     for cam in todo.values():  # every chunk was cached but the camera was not yet assembled
         if len(cam.parts) == len(cam.plan):
             results[cam.index] = _assemble(cam, cfg, cache)
