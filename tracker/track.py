@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import lap
 import numpy as np
-from filterpy.kalman import predict as kf_predict
 from filterpy.kalman import update as kf_update
 
 from tracker.config import TrackConfig
@@ -103,20 +102,36 @@ class _Track:
     def box(self) -> np.ndarray:
         return _x_to_xyxy(self.x)
 
-    def predict(self, vel_scale: float = 1.0) -> None:
-        if self.x[2] + self.x[6] <= 1 or self.x[3] + self.x[7] <= 1:
-            self.x[6:8] = 0
-        h = max(self.x[3], 1.0)
-        q = np.r_[[_STD_POS * h] * 4, [_STD_VEL * vel_scale * h] * 4] ** 2
-        self.x, self.P = kf_predict(self.x, self.P, _F, np.diag(q))
-        self.misses += 1
-
     def update(self, box: np.ndarray, score: float) -> None:
         h = max(self.x[3], 1.0)
         r = np.diag(np.full(4, (_STD_POS * h) ** 2))
         self.x, self.P = kf_update(self.x, self.P, _xyxy_to_z(box), r, _H)
         self.hits += 1
         self.misses = 0
+
+
+def predict_all(tracks: list[_Track], vel_scale: float = 1.0) -> None:
+    """One constant-velocity Kalman prediction for every track at once (vectorised ``x = F x``,
+    ``P = F P F^T + Q``, the same step as filterpy's ``predict``); each track counts one more miss.
+
+    Process noise scales with each box's height; a box whose size would shrink below one pixel stops
+    changing size.
+    """
+    if not tracks:
+        return
+    x = np.stack([t.x for t in tracks])  # (N, 8)
+    P = np.stack([t.P for t in tracks])  # (N, 8, 8)
+    shrink = (x[:, 2] + x[:, 6] <= 1) | (x[:, 3] + x[:, 7] <= 1)
+    x[shrink, 6:8] = 0
+    h = np.maximum(x[:, 3], 1.0)
+    std = np.concatenate([np.repeat((_STD_POS * h)[:, None], 4, 1),
+                          np.repeat((_STD_VEL * vel_scale * h)[:, None], 4, 1)], axis=1)  # (N, 8)
+    x = x @ _F.T
+    P = _F @ P @ _F.T
+    P[:, np.arange(8), np.arange(8)] += std**2
+    for t, xi, Pi in zip(tracks, x, P):
+        t.x, t.P = xi, Pi
+        t.misses += 1
 
 
 def _new_state(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,8 +184,7 @@ class CameraTracker:
         cfg = self.cfg
         keep = detections.confidence >= cfg.low_thresh
         dets, feats = detections[keep], (features[keep] if features is not None else None)
-        for t in self._tracks:
-            t.predict(self.vel_scale)
+        predict_all(self._tracks, self.vel_scale)
 
         high = np.flatnonzero(dets.confidence >= cfg.high_thresh)
         low = np.flatnonzero(dets.confidence < cfg.high_thresh)
