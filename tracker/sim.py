@@ -32,13 +32,12 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from tracker.errors import InputError, cli_entry
-from tracker.fsutil import atomic_path, atomic_write_json, atomic_write_text
+from tracker.fsutil import atomic_write_json, atomic_write_text
 from tracker.video import open_video
 
 _SHIFT = 4  # cv2 drawing sub-pixel bits: coordinates are multiplied by 16
