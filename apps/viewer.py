@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from tracker.annotate import id_colour
+from tracker.annotate import draw_boxes
 from tracker.errors import InputError
 from tracker.export import export_run
 from tracker.search import embed_query, run_embedder, search
@@ -77,20 +77,10 @@ def identity_picker(store: ResultsStore, key: str, label: str = "Global id") -> 
 
 
 def draw_identities(image: np.ndarray, xyxy: np.ndarray, ids: list[int], labels: list[str]) -> np.ndarray:
-    """Boxes (N, 4) xyxy on a copy of ``image`` (drawn at DRAW_WIDTH), coloured as in the annotated videos
-    (tracker.annotate.id_colour) with a filled label, thick enough to read in a half-page column."""
-    import cv2
-
+    """Boxes (N, 4) xyxy on a copy of ``image`` resized to DRAW_WIDTH, drawn as in the annotated videos but
+    with lines and labels thick enough to read in a half-page column."""
     out, scale = to_width(image, DRAW_WIDTH)
-    for box, ident, text in zip(np.asarray(xyxy) * scale, ids, labels):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        colour = id_colour(ident)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3)
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)
-        top = max(y1, th + 6)
-        cv2.rectangle(out, (x1, top - th - 6), (x1 + tw + 6, top), colour, -1)
-        cv2.putText(out, text, (x1 + 3, top - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2, cv2.LINE_AA)
-    return out
+    return draw_boxes(out, np.asarray(xyxy) * scale, ids, labels, size=1.5)
 
 
 def attempt(action, *args):

@@ -19,18 +19,26 @@ def id_colour(identity: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, ids: list[int], labels: list[str] | None = None) -> np.ndarray:
-    """Draw ``boxes`` (N, 4) xyxy with their ids on a copy of ``image``."""
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, ids: list[int], labels: list[str] | None = None,
+               size: float | None = None) -> np.ndarray:
+    """Draw ``boxes`` (N, 4) xyxy with filled id labels on a copy of ``image``.
+
+    ``size`` scales lines and text (default: with the frame height, 1.0 at 720 rows); labels stay inside
+    the image when a box touches its top edge.
+    """
     out = image.copy()
-    scale = max(image.shape[0] / 720.0, 0.4)
+    size = max(image.shape[0] / 720.0, 0.4) if size is None else size
+    line, text_px, pad = max(1, round(2 * size)), max(1, round(size)), max(2, round(4 * size))
     for i, (box, ident) in enumerate(zip(boxes, ids)):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         colour = id_colour(ident)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, max(1, int(2 * scale)))
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, line)
         text = labels[i] if labels else str(ident)
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
-        cv2.rectangle(out, (x1, y1 - th - 4), (x1 + tw + 4, y1), colour, -1)
-        cv2.putText(out, text, (x1 + 2, y1 - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0), 1, cv2.LINE_AA)
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * size, text_px)
+        top = max(y1, th + pad)
+        cv2.rectangle(out, (x1, top - th - pad), (x1 + tw + pad, top), colour, -1)
+        cv2.putText(out, text, (x1 + pad // 2, top - pad // 2 - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * size, (0, 0, 0),
+                    text_px, cv2.LINE_AA)
     return out
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 
 from tracker import __version__, env
 from tracker.config import PipelineConfig, to_dict
@@ -78,24 +77,6 @@ def process_camera(source: FrameSource, cfg: PipelineConfig, detections_file: st
     return run.results[0]
 
 
-def embed_tracklets(tracklets: list[Tracklet], embedder, progress: bool = True) -> None:
-    """Set each tracklet's ``embedding``: the quality-weighted mean of its crops' embeddings."""
-    from tqdm import tqdm
-
-    from tracker.reid import tracklet_embedding
-
-    with_crops = [t for t in tracklets if t.crops]
-    chunk = 64
-    for i in tqdm(range(0, len(with_crops), chunk), desc="re-id", unit="chunk", disable=not progress):
-        part = with_crops[i : i + chunk]
-        feats = embedder.embed([c.image for t in part for c in t.crops])
-        start = 0
-        for t in part:
-            k = len(t.crops)
-            t.embedding = tracklet_embedding(feats[start : start + k], np.array([c.quality for c in t.crops]))
-            start += k
-
-
 def versions() -> dict[str, str]:
     out = {"multicam-tracker": __version__, "python": platform.python_version()}
     for name in PACKAGES:
@@ -153,10 +134,7 @@ def run(inputs: list[CameraInput], out_dir: str | Path, cfg: PipelineConfig, pro
             timings[k] = timings.get(k, 0.0) + v
     tracklets = [t for r in results for t in r.tracklets]
 
-    t = time.perf_counter()
-    if embedder is not None:  # the executor embeds crops in its tasks; this covers tracklets it left without
-        embed_tracklets([tr for tr in tracklets if tr.embedding is None], embedder, progress)
-    timings["reid"] = time.perf_counter() - t
+    timings["reid"] = timings.pop("embed", 0.0)  # crops are embedded in the camera tasks
 
     t = time.perf_counter()
     evidence: list = []

@@ -31,7 +31,6 @@ per-camera track ids.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import sqlite3
@@ -43,6 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from tracker.errors import InputError
+from tracker.fsutil import json_default
 from tracker.types import CameraInfo, Crop, Tracklet
 
 SCHEMA_VERSION = 1
@@ -233,18 +233,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def _dumps(data: Any) -> str:
-    return json.dumps(data, default=_json_default)
+    return json.dumps(data, default=json_default)
 
 
 def _evidence_fields(ev: Any) -> tuple[int, str, int, str, int, float | None, str, str]:

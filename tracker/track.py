@@ -319,14 +319,11 @@ def crop_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 def _cut(image: np.ndarray, box: np.ndarray, min_height: int) -> np.ndarray | None:
     """Copy the box out of the image, or None when it is too small or mostly outside the frame."""
-    h, w = image.shape[:2]
+    crop = crop_box(image, box)
     x1, y1, x2, y2 = np.round(box).astype(int)
-    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-    if cy2 - cy1 < min_height or cx2 - cx1 < 4:
+    if crop.shape[0] < min_height or crop.shape[1] < 4 or crop.shape[0] * crop.shape[1] < 0.8 * (x2 - x1) * (y2 - y1):
         return None
-    if (cx2 - cx1) * (cy2 - cy1) < 0.8 * (x2 - x1) * (y2 - y1):
-        return None
-    return image[cy1:cy2, cx1:cx2].copy()
+    return crop.copy()
 
 
 def _default_quality(height: float, score: float, vis: float) -> float:

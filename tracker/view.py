@@ -10,6 +10,7 @@ a run directory (and the camera sources the run recorded), never a path typed by
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -63,12 +64,18 @@ def run_file(run_dir: str | Path, *parts: str) -> Path:
 def read_frame(source: str, index: int) -> np.ndarray | None:
     """Frame ``index`` (1-based) of a camera source recorded in the store (a video file, a folder of frames
     or a MOT sequence), ``uint8 (H, W, 3)`` BGR; None when the source or that frame cannot be read."""
-    from tracker.video import open_source
-
     try:
-        return open_source(source).read(index)
+        return _opened(source).read(index)
     except InputError:
         return None
+
+
+@functools.lru_cache(maxsize=32)
+def _opened(source: str):
+    """Open (and check) each camera source once per process; every frame read after that is one seek."""
+    from tracker.video import open_source
+
+    return open_source(source)
 
 
 def streamlit_command(script: Path, port: int, address: str) -> list[str]:
