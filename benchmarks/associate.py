@@ -10,7 +10,7 @@ naive dense agglomerative baseline (SciPy average linkage on the full N x N cosi
 the offline histogram descriptor, calibration from scene.json) associated at a range of thresholds: the
 multi-camera IDF1 of TrackEval and the pairwise precision/recall; the default threshold is taken from there.
 
-Input: :func:`tracker.associate.synthetic_scene` with 8 cameras on 5 zones (three overlapping pairs, the rest
+Input: :func:`tracker.synthetic.tracklets.synthetic_scene` with 8 cameras on 5 zones (three overlapping pairs, the rest
 disjoint; calibrated, with the topology links), people arriving at 1 per second (``--rate``), walking through
 1-5 zones, 20 % of them coming back and 20 % of tracks broken; the first N tracklets by start time are used.
 ``--dense`` adds a row where people arrive 10 times faster (100,000 tracklets in half an hour, 60 people in
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _scene(n: int, dim: int, rate: float):
     """The first ``n`` tracklets (by start time) of a synthetic scene, with their true identities."""
-    from tracker.associate import synthetic_scene
+    from tracker.synthetic.tracklets import synthetic_scene
 
     per_person = 6.0  # tracklets per person of this layout, measured; a few more people are made than needed
     people = int(n / per_person * 1.15) + 10
@@ -66,7 +66,8 @@ def _one(kind: str, n: int, dim: int, rate: float, threshold: float) -> dict:
     """Run one measurement in this process and return its figures."""
     import numpy as np
 
-    from tracker.associate import associate, pairwise_f1
+    from tracker.associate import associate
+    from tracker.evaluate import pairwise_f1
     from tracker.associate_config import AssociateConfig
 
     scene, tracklets, truth = _scene(n, dim, rate)
@@ -135,7 +136,8 @@ def _sweep(thresholds: list[float]) -> None:
 
     sys.path.insert(0, str(REPO))
     from tests.test_associate import gt_tracklets, multicamera_idf1
-    from tracker.associate import associate, pairwise_f1
+    from tracker.associate import associate
+    from tracker.evaluate import pairwise_f1
     from tracker.associate_config import AssociateConfig
     from tracker.reid import ReidConfig, build_embedder
 

@@ -43,7 +43,7 @@ def scenes(folder: Path, seconds: float, width: int = 640, height: int = 360, fp
     for seed in (1, 2):
         d = folder / f"scene{seed}-{seconds:g}s-{width}x{height}-{fps:g}fps"
         if not (d / "scene.json").is_file():
-            subprocess.run([sys.executable, "-m", "tracker.sim", "--out", str(d),
+            subprocess.run([sys.executable, "-m", "tracker.synthetic.render", "--out", str(d),
                             "--cameras", str(SCENE_CAMERAS), "--people", "8", "--seconds", f"{seconds:g}",
                             "--seed", str(seed), "--fps", f"{fps:g}", "--width", str(width),
                             "--height", str(height), "--quiet"], check=True)

@@ -11,13 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker.associate import (
-    Association,
-    associate,
-    load_calibration,
-    pairwise_f1,
-    synthetic_scene,
-)
+from tracker.associate import Association, associate, load_calibration
+from tracker.evaluate import pairwise_f1
+from tracker.synthetic.tracklets import synthetic_scene
 from tracker.associate_config import AssociateConfig, CameraLink
 from tracker.config import from_dict
 from tracker.errors import InputError

@@ -11,7 +11,7 @@ from tracker.chunking import WHOLE, Chunk, ChunkTracks, plan_chunks, stitch
 from tracker.config import PipelineConfig, override
 from tracker.evaluate import evaluate_run
 from tracker.pipeline import CameraInput, run
-from tracker.sim import render_scene
+from tracker.synthetic.render import render_scene
 from tracker.types import Crop, Tracklet
 from tracker.video import open_source
 

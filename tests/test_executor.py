@@ -16,7 +16,7 @@ from tracker.chunking import WHOLE
 from tracker.config import PipelineConfig, from_dict, override
 from tracker.errors import InputError
 from tracker.pipeline import CameraInput, run
-from tracker.sim import render_scene
+from tracker.synthetic.render import render_scene
 from tracker.video import open_source
 
 BASE = override(PipelineConfig(), **{"detect.detector": "motion", "reid.embedder": "histogram",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tracker.errors import InputError
-from tracker.sim import main, render_scene
+from tracker.synthetic.render import main, render_scene
 
 W, H, FPS, SECONDS = 320, 180, 10, 3
 

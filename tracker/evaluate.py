@@ -219,6 +219,23 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+
+def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    """Pairwise precision, recall and F1 of a clustering ``labels`` against ``truth`` (both (N,) ints):
+    a pair of items counts as joined when both share a label."""
+
+    def pairs(counts: np.ndarray) -> float:
+        return float((counts * (counts - 1) // 2).sum())
+
+    joined = pairs(np.unique(np.c_[labels, truth], axis=0, return_counts=True)[1])
+    predicted = pairs(np.unique(labels, return_counts=True)[1])
+    actual = pairs(np.unique(truth, return_counts=True)[1])
+    precision = joined / predicted if predicted else 1.0
+    recall = joined / actual if actual else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
 @cli_entry("track-eval")
 def main(argv: Sequence[str] | None = None) -> int:
     """``track-eval RUN_DIR --gt GT_DIR [--cameras a,b] [--json] [--verbose]``."""

@@ -948,7 +948,7 @@ def _scene_dict(cams: list[_Camera], crowd: list[_Person], gt: list[list[tuple]]
     return {
         "seed": seed, "fps": fps, "seconds": seconds, "width": width, "height": height,
         "overlap": overlap,
-        "generator": "tracker.sim",
+        "generator": "tracker.synthetic.render",
         "codec": codec,
         "units": "metres; path rows are [t seconds, x, y]; frame n is at t = (n - 1) / fps",
         "ground": {"walkway_x": list(walk_x), "walkway_y": list(_WALK_Y), "building_y": _WALL_Y, "doors_x": doors},
