@@ -110,7 +110,7 @@ def page_overview(store: ResultsStore, run_dir: Path) -> None:
     counts = store.counts()
     st.header(f"Run {run_dir.name}")
     cols = st.columns(4)
-    for col, key in zip(cols, ("cameras", "tracklets", "identities", "detections")):
+    for col, key in zip(cols, ("cameras", "tracklets", "identities", "boxes")):
         col.metric(key.capitalize(), f"{counts[key]:,}")
     st.caption(("Global ids from cross-camera association." if store.associated() else
                 "Association did not run: every tracklet is its own identity, MOT files use track ids.")

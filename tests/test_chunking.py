@@ -10,7 +10,7 @@ from tracker.cache import StageCache, camera_key
 from tracker.chunking import WHOLE, Chunk, ChunkTracks, plan_chunks, stitch
 from tracker.config import PipelineConfig, override
 from tracker.evaluate import evaluate_run
-from tracker.pipeline import CameraInput, run
+from tracker.pipeline import resolve_config, run
 from tracker.synthetic.render import render_scene
 from tracker.types import Crop, Tracklet
 from tracker.video import open_source
@@ -27,8 +27,8 @@ def scene(tmp_path_factory):
 
 
 def _run(scene, out, cfg):
-    cams = [CameraInput(str(scene / "cam1.mp4")), CameraInput(str(scene / "cam2.mp4"))]
-    return run(cams, out, cfg, progress=False, calibration=str(scene / "scene.json"))
+    cfg = override(cfg, **{"associate.calibration": str(scene / "scene.json")})
+    return run([scene / "cam1.mp4", scene / "cam2.mp4"], out, cfg, progress=False)
 
 
 # ------------------------------------------------------------------------------------------- planning
@@ -139,27 +139,28 @@ def test_chunked_run_scores_like_the_whole_video(scene, tmp_path):
 
 
 def test_finished_chunks_are_not_redone(scene, tmp_path, monkeypatch):
-    from tracker import executor
+    from tracker import camera, executor
 
     cfg = override(BASE, **{"execution.chunk_seconds": 2.0, "execution.chunk_overlap": 1.0})
     reference = _run(scene, tmp_path / "ref", cfg)
+    cfg, _ = resolve_config(override(cfg, **{"associate.calibration": str(scene / "scene.json")}))
     # A run killed after two chunks of cam1: their entries are in the cache, nothing else is.
     src = open_source(scene / "cam1.mp4")
     plan = plan_chunks(src.info.frames_total, src.info.fps, 2.0, 1.0)
     cache = StageCache(tmp_path / "resumed")
     key = camera_key(src, None, cfg, plan)
-    pieces = [executor.Piece(0, src.window(c.start, c.stop), c) for c in plan[:2]]
-    for r in executor.track_pieces(pieces, cfg, executor._worker_embedder(cfg.reid)):
+    pieces = [camera.Piece(0, src.window(c.start, c.stop), c) for c in plan[:2]]
+    for r in camera.process_unit(pieces, cfg, with_embedder=True):
         cache.save(cache.chunk_path("cam1", key, r.tracks.chunk.start), r)
 
     computed = []
-    real = executor.track_pieces
+    real = executor.process_pieces
 
     def recording(ps, *args, **kwargs):
         computed.extend(ps)
         return real(ps, *args, **kwargs)
 
-    monkeypatch.setattr(executor, "track_pieces", recording)
+    monkeypatch.setattr(executor, "process_pieces", recording)
     resumed = _run(scene, tmp_path / "resumed", cfg)
     expected = [(0, plan[2].start)] + [(1, c.start) for c in plan]
     assert sorted((p.camera, p.chunk.start) for p in computed) == expected

@@ -8,10 +8,26 @@ import cv2
 import numpy as np
 import pytest
 
-from tracker.config import DetectConfig, MotionConfig
-from tracker.detect import HogDetector, MotionDetector, YoloDetector, build_detector, nms, resolve_yolo_weights
+from tracker.config import DetectConfig, ModelsConfig, MotionConfig
+from tracker.detect import (
+    FileDetector,
+    HogDetector,
+    MotionDetector,
+    YoloDetector,
+    build_detector,
+    read_mot_detections,
+    resolve_yolo_weights,
+)
 from tracker.errors import InputError
-from tracker.track import iou_matrix
+from tracker.geometry import iou_matrix
+from tracker.types import Frame
+
+OFFLINE = ModelsConfig(offline=True)
+
+
+def frames_of(*images):
+    """Frames 1..N of one camera holding ``images``."""
+    return [Frame("cam", i + 1, i / 10, im) for i, im in enumerate(images)]
 
 
 def scene_frames(n=40, seed=0):
@@ -35,7 +51,7 @@ def test_motion_detector_finds_the_mover():
     det = MotionDetector(MotionConfig(warmup_frames=10), background=frames[::4])
     hits = 0
     for img, box in zip(frames, truth):
-        (d,) = det.detect([img])
+        (d,) = det.detect(frames_of(img))
         if len(d) and iou_matrix(d.xyxy, box[None]).max() > 0.5:
             hits += 1
     assert hits >= 0.8 * len(frames)
@@ -52,14 +68,9 @@ def test_motion_split_of_side_by_side_people():
     for x in (100, 135):
         cv2.rectangle(img, (x, 50), (x + 34, 140), (20, 200, 20), -1)
     det = MotionDetector(MotionConfig(), background=[noisy(bg) for _ in range(8)])
-    (d,) = det.detect([noisy(img)])
+    (d,) = det.detect(frames_of(noisy(img)))
     assert len(d) == 2
     assert np.all(d.xyxy[:, 2] - d.xyxy[:, 0] < 50)
-
-
-def test_nms_keeps_best_of_overlaps():
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
-    assert nms(boxes, np.array([0.5, 0.9, 0.7]), 0.5).tolist() == [1, 2]
 
 
 def test_hog_on_real_pets_frames(eval_data):
@@ -69,7 +80,7 @@ def test_hog_on_real_pets_frames(eval_data):
     ok, frame = cap.read()
     cap.release()
     assert ok
-    (d,) = HogDetector(DetectConfig()).detect([frame])
+    (d,) = HogDetector(DetectConfig()).detect(frames_of(frame))
     g = gt[gt[:, 0] == 1][:, 2:6]
     g = np.c_[g[:, :2], g[:, :2] + g[:, 2:]]
     matched = (iou_matrix(g, d.xyxy).max(axis=1) > 0.3).sum() if len(d) else 0
@@ -77,34 +88,62 @@ def test_hog_on_real_pets_frames(eval_data):
 
 
 def test_auto_falls_back_offline_with_one_warning(caplog):
+    from tracker.detect import _warn_once
+
+    _warn_once.cache_clear()
     with caplog.at_level(logging.WARNING):
-        det = build_detector(DetectConfig(detector="auto", weights="yolov8n.pt"))
-    assert det.name == "motion"
-    assert "offline" in det.info()["fallback_reason"]
-    assert sum("YOLO unavailable" in r.message for r in caplog.records) <= 1
+        dets = [build_detector(DetectConfig(detector="auto", weights="yolov8n.pt"), OFFLINE) for _ in range(3)]
+    assert all(d.name == "motion" for d in dets)
+    assert "offline" in dets[0].info()["fallback_reason"]
+    assert sum("YOLO unavailable" in r.message for r in caplog.records) == 1  # one line, however many cameras
 
 
 def test_yolo_without_weights_offline_fails_at_once():
     with pytest.raises(InputError, match="yolov8n.pt"):
-        build_detector(DetectConfig(detector="yolo", weights="yolov8n.pt"))
-    path, why = resolve_yolo_weights("/no/such/weights.pt", download=True)
+        build_detector(DetectConfig(detector="yolo", weights="yolov8n.pt"), OFFLINE)
+    path, why = resolve_yolo_weights("/no/such/weights.pt", OFFLINE)
     assert path is None and "not found" in why
 
 
 def test_unknown_detector_and_corrupt_weights(tmp_path):
-    with pytest.raises(InputError, match="unknown"):
-        build_detector(DetectConfig(detector="rcnn"))
+    with pytest.raises(InputError, match="detect.detector: must be one of auto, yolo, motion, hog"):
+        DetectConfig(detector="rcnn")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="bad.pt"):
-        build_detector(DetectConfig(detector="yolo", weights=str(bad)))
+        build_detector(DetectConfig(detector="yolo", weights=str(bad), device="cpu"), OFFLINE)
+
+
+def test_detection_file_is_a_detector(tmp_path):
+    p = tmp_path / "det.txt"
+    p.write_text("2,-1,10,20,30,60,0.9,-1,-1,-1\n2,-1,50,20,30,60,0.4,-1,-1,-1\n5,-1,1,2,3,4,0.5,-1,-1,-1\n")
+    det = build_detector(DetectConfig(), OFFLINE, detections=p)
+    assert isinstance(det, FileDetector) and det.batch_group is None
+    out = det.detect([Frame("cam", i, 0.0, None) for i in (1, 2, 5)])
+    assert [len(d) for d in out] == [0, 2, 1]
+    assert out[1].xyxy[0].tolist() == [10, 20, 40, 80] and out[1].confidence.tolist() == pytest.approx([0.9, 0.4])
+    assert det.info() == {"detector": "file", "detections": str(p)}
+
+
+@pytest.mark.parametrize("text, problem", [("1,-1,nan,2,3,4,0.9\n", "nan or inf"), ("1,2,3\n", "columns"),
+                                           ("0,-1,1,2,3,4,0.9\n", "frame numbers"), ("a,b,c,d,e,f,g\n", "non-numeric")])
+def test_bad_detection_files_are_one_line_errors(tmp_path, text, problem):
+    p = tmp_path / "det.txt"
+    p.write_text(text)
+    with pytest.raises(InputError, match=problem):
+        read_mot_detections(p)
+
+
+def test_stateless_detectors_share_batches_stateful_do_not():
+    assert HogDetector(DetectConfig()).batch_group == HogDetector(DetectConfig()).batch_group is not None
+    assert MotionDetector(MotionConfig()).batch_group is None
 
 
 @pytest.fixture(scope="module")
 def random_yolo(tmp_path_factory):
     from tracker.detect import _prepare_ultralytics
 
-    _prepare_ultralytics()
+    _prepare_ultralytics(OFFLINE)
     from ultralytics import YOLO
 
     path = tmp_path_factory.mktemp("yolo") / "random-yolov8n.pt"
@@ -113,9 +152,9 @@ def random_yolo(tmp_path_factory):
 
 
 def test_yolo_detector_with_random_weights(random_yolo):
-    det = build_detector(DetectConfig(detector="yolo", weights=str(random_yolo), imgsz=160, device="cpu"))
+    det = build_detector(DetectConfig(detector="yolo", weights=str(random_yolo), imgsz=160, device="cpu"), OFFLINE)
     assert isinstance(det, YoloDetector)
-    out = det.detect([np.zeros((90, 160, 3), np.uint8)] * 3)
+    out = det.detect(frames_of(*[np.zeros((90, 160, 3), np.uint8)] * 3))
     assert len(out) == 3 and all(o.xyxy.shape[1] == 4 for o in out)
     assert det.info()["weights"] == str(random_yolo)
 

@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 
 from tracker import executor
-from tracker.chunking import WHOLE
-from tracker.config import PipelineConfig, from_dict, override
+from tracker.config import ExecConfig, PipelineConfig, from_dict, override
 from tracker.errors import InputError
-from tracker.pipeline import CameraInput, run
+from tracker.pipeline import run
 from tracker.synthetic.render import render_scene
-from tracker.video import open_source
 
 BASE = override(PipelineConfig(), **{"detect.detector": "motion", "reid.embedder": "histogram",
                                      "output.annotated_video": False, "execution.workers": 1})
@@ -32,8 +30,8 @@ def scene(tmp_path_factory):
 
 
 def _run(scene, out, **changes):
-    cams = [CameraInput(str(scene / "cam1.mp4")), CameraInput(str(scene / "cam2.mp4"))]
-    return run(cams, out, override(BASE, **changes), progress=False, calibration=str(scene / "scene.json"))
+    cfg = override(BASE, **{"associate.calibration": str(scene / "scene.json"), **changes})
+    return run([scene / "cam1.mp4", scene / "cam2.mp4"], out, cfg, progress=False)
 
 
 def _outputs(run_dir):
@@ -79,33 +77,6 @@ def test_batched_appearance_features_match_per_camera_ones(scene, tmp_path):
     assert _outputs(tmp_path / "together") == _outputs(tmp_path / "apart")
 
 
-def test_stateless_detector_gets_one_batch_across_cameras(scene, monkeypatch):
-    from tracker.detect import HogDetector
-    from tracker.types import Detections
-
-    calls = []
-
-    def detect(self, images):  # one box per frame, placed by the frame's brightness: each camera its own
-        calls.append(len(images))
-        return [Detections(np.array([[m, 10, m + 20, 70]]), np.array([0.9])) for m in map(np.mean, images)]
-
-    monkeypatch.setattr(HogDetector, "detect", detect)
-    cfg = override(BASE, **{"detect.detector": "hog", "detect.batch": 6, "track.min_hits": 1,
-                            "track.min_length": 1})
-    pieces = [executor.Piece(i, open_source(scene / f"cam{i + 1}.mp4").window(1, 4), WHOLE)
-              for i in range(2)]
-    together = executor.track_pieces(pieces, cfg)
-    assert calls == [6]  # 3 frames of each camera in one call
-    calls.clear()
-    apart = [executor.track_pieces([p], cfg)[0] for p in pieces]
-    assert calls == [3, 3]
-    for a, b in zip(together, apart, strict=True):
-        assert len(a.tracks.tracklets) == len(b.tracks.tracklets) == 1
-        x, y = a.tracks.tracklets[0], b.tracks.tracklets[0]
-        assert np.array_equal(x.frames, [1, 2, 3]) and np.array_equal(x.boxes, y.boxes)
-    assert together[0].tracks.tracklets[0].boxes[0, 0] != together[1].tracks.tracklets[0].boxes[0, 0]
-
-
 def test_rerun_takes_cameras_from_the_cache_and_force_redoes_them(scene, sequential, tmp_path):
     shutil.copytree(sequential, tmp_path, dirs_exist_ok=True)
     meta = _run(scene, tmp_path)
@@ -144,10 +115,10 @@ def test_dead_worker_fails_the_run_instead_of_hanging_it(scene, tmp_path):
     script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__":`: each spawned worker dies at start
     script.write_text(
         "from tracker.config import PipelineConfig, override\n"
-        "from tracker.pipeline import CameraInput, run\n"
+        "from tracker.pipeline import run\n"
         "cfg = override(PipelineConfig(), **{'detect.detector': 'motion', 'reid.embedder': 'histogram',\n"
         "               'output.annotated_video': False, 'execution.workers': 2})\n"
-        f"run([CameraInput({str(scene / 'cam1.mp4')!r}), CameraInput({str(scene / 'cam2.mp4')!r})],\n"
+        f"run([{str(scene / 'cam1.mp4')!r}, {str(scene / 'cam2.mp4')!r}],\n"
         f"    {str(tmp_path / 'run')!r}, cfg, progress=False)\n"
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
@@ -162,20 +133,20 @@ def test_ray_missing_says_how_to_install(monkeypatch):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"executor": "spark"}, "execution.executor"),
-    ({"workers": -1}, "--workers"),
-    ({"chunk_seconds": 5.0, "chunk_overlap": 5.0}, "chunk_overlap"),
-    ({"batch_cameras": 0}, "--batch-cameras"),
-    ({"gpus_per_task": 2.0}, "gpus_per_task"),
+    ({"executor": "spark"}, "execution.executor: must be one of local, ray, got 'spark'"),
+    ({"workers": -1}, "execution.workers: must be >= 0"),
+    ({"chunk_seconds": 5.0, "chunk_overlap": 5.0}, "execution.chunk_overlap: must be > 0 and < 5.0"),
+    ({"batch_cameras": 0}, "execution.batch_cameras: must be >= 1"),
+    ({"gpus_per_task": 2.0}, "execution.gpus_per_task: must be >= 0 and <= 1"),
 ])
 def test_bad_execution_settings_are_input_errors(changes, message):
     with pytest.raises(InputError, match=message):
-        executor.validate(executor.ExecConfig(**changes))
+        ExecConfig(**changes)
 
 
 def test_execution_section_reads_from_yaml_data():
     data = {"execution": {"executor": "ray", "workers": 4, "chunk_seconds": 600}}
     cfg = from_dict(PipelineConfig, data, "x.yaml")
-    assert cfg.execution == executor.ExecConfig(executor="ray", workers=4, chunk_seconds=600.0)
+    assert cfg.execution == ExecConfig(executor="ray", workers=4, chunk_seconds=600.0)
     with pytest.raises(InputError, match="unknown key 'threads'"):
         from_dict(PipelineConfig, {"execution": {"threads": 2}}, "x.yaml")

@@ -42,8 +42,11 @@ def test_run_directory_contents(sample_run):
     assert [c["name"] for c in meta["cameras"]] == ["cam1", "cam2", "cam3"]
     assert all(c["frames_processed"] == 450 for c in meta["cameras"])
     assert meta["detectors"]["cam1"]["detector"] == "motion"
-    assert "offline" in meta["detector_fallback"]
+    assert "offline" in meta["detector_fallback"] and "offline" in meta["embedder_fallback"]
     assert meta["embedder"]["embedder"] == "histogram"
+    resolved = meta["config"]  # the resolved config: what workers, the cache key and this file all used
+    assert (resolved["detect"]["detector"], resolved["reid"]["embedder"]) == ("motion", "histogram")
+    assert resolved["models"]["offline"] and resolved["models"]["cache_dir"]
     assert meta["config"]["track"]["min_hits"] >= 1 and "numpy" in meta["versions"]
     assert {"detect", "track", "reid", "associate", "total"} <= set(meta["timings"])
     assert meta["peak_rss_mb"] > 0
@@ -55,7 +58,7 @@ def test_run_directory_contents(sample_run):
         assert len(np.unique(frame_id)) == len(frame_id), "an id appears twice in one frame"
         with av.open(str(sample_run / "videos" / f"{cam}.mp4")) as c:
             assert c.streams.video[0].codec_context.name == "h264"
-            assert c.streams.video[0].frames in (0, 450)
+            assert c.streams.video[0].frames == 450
     assert (sample_run / "results.sqlite").is_file()
     assert (sample_run / "identities.csv").read_text().startswith("global_id")
     assert not list(sample_run.rglob("*.part*"))
@@ -114,3 +117,62 @@ def test_public_detections_without_frames(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = np.loadtxt(tmp_path / "r" / "mot" / "SEQ.txt", delimiter=",", ndmin=2)
     assert len(rows) == 30 and len(np.unique(rows[:, 1])) == 1
+
+
+def test_calibration_reaches_association_and_run_json(sample_run):
+    """--calibration is an override of associate.calibration: run.json records it, and the scene's overlaps
+    reach association (cam3 overlaps no camera, so nobody is in cam3 and another camera at the same time)."""
+    meta = json.loads((sample_run / "run.json").read_text())
+    assert meta["config"]["associate"]["calibration"] == str(SAMPLE / "scene.json")
+    assert meta["calibration"] == str(SAMPLE / "scene.json")
+    assert all(c["calibrated"] for c in meta["cameras"])
+    from tracker.store import ResultsStore
+
+    with ResultsStore.open(sample_run / "results.sqlite", readonly=True) as store:
+        spans: dict[int, dict[str, list]] = {}
+        for t in store.tracklet_infos():
+            spans.setdefault(t.global_id, {}).setdefault(t.camera, []).append((t.first_time, t.last_time))
+    tolerance = meta["config"]["associate"]["sync_tolerance"]
+    for gid, cams in spans.items():
+        for other in ("cam1", "cam2"):
+            for a0, a1 in cams.get("cam3", []):
+                for b0, b1 in cams.get(other, []):
+                    assert min(a1, b1) - max(a0, b0) <= tolerance, (gid, cams)
+
+
+def test_calibration_for_other_cameras_is_one_line(tmp_path):
+    calib = tmp_path / "calib.json"
+    calib.write_text('{"lobby": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}')
+    proc = _cli("--videos", str(SAMPLE / "cam1.mp4"), "--out", str(tmp_path / "run"), "--calibration", str(calib),
+                "--quiet", "--offline", tmp_path=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "names cameras lobby, none of which is in this run (cam1)" in proc.stderr
+
+
+def test_calibration_overlaps_are_what_association_receives(tmp_path, monkeypatch):
+    """The calibration is read once, from associate.calibration (what --calibration sets), and association gets
+    its homographies and the scene's overlaps (cam1/cam2 overlap, cam3 overlaps nobody)."""
+    import tracker.associate
+    from tracker.config import PipelineConfig, override
+    from tracker.pipeline import run
+    from tracker.synthetic.render import render_scene
+
+    scene = tmp_path / "scene"
+    render_scene(scene, cameras=3, people=3, seconds=3, seed=2, width=320, height=180, overlap=0.3,
+                 progress=False)
+    seen = []
+    real = tracker.associate.associate
+
+    def spy(tracklets, cfg, calibration=None):
+        seen.append(calibration)
+        return real(tracklets, cfg, calibration)
+
+    monkeypatch.setattr(tracker.associate, "associate", spy)
+    cfg = override(PipelineConfig(), **{"associate.calibration": str(scene / "scene.json"), "models.offline": True,
+                                        "detect.detector": "motion", "reid.embedder": "histogram",
+                                        "output.annotated_video": False, "execution.workers": 1})
+    meta = run([scene / f"cam{i}.mp4" for i in (1, 2, 3)], tmp_path / "run", cfg, progress=False)
+    (calibration,) = seen
+    assert calibration.overlaps == {"cam1": {"cam2"}, "cam2": {"cam1"}, "cam3": set()}
+    assert set(calibration.homographies) == {"cam1", "cam2", "cam3"}
+    assert meta["config"]["associate"]["calibration"] == str(scene / "scene.json")

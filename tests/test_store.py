@@ -1,7 +1,7 @@
 """The results store: round trip, transactions, schema versions, corrections with undo.
 
 ``write_test_run`` builds the small synthetic run every store, export and app test uses: three cameras,
-five people with their own colour, written straight through ``ResultsStore.write_run`` (no pipeline).
+five people with their own colour, written straight through ``write_store`` (no pipeline).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tracker.errors import InputError
 from tracker.fsutil import atomic_path
-from tracker.store import ResultsStore
+from tracker.store import ResultsStore, write_store
 from tracker.types import CameraInfo, Crop, Tracklet
 
 FPS = 10.0
@@ -63,7 +63,7 @@ def offline_embedder():
     """The offline histogram embedder, built as a run would build it (None while tracker.reid lacks it)."""
     try:
         from tracker.reid import build_embedder
-        from tracker.reid.config import ReidConfig
+        from tracker.config import ReidConfig
     except ImportError:
         return None
     return build_embedder(ReidConfig(embedder="histogram"))
@@ -135,8 +135,7 @@ def write_test_run(run_dir: Path, associated: bool = True, with_embedder: bool =
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(run_dir / "results.sqlite") as tmp:
-        with ResultsStore.create(tmp) as store:
-            store.write_run(meta=meta, cameras=make_cameras(), tracklets=tracklets, evidence=evidence)
+        write_store(tmp, meta=meta, cameras=make_cameras(), tracklets=tracklets, evidence=evidence)
     (run_dir / "run.json").write_text(json.dumps(meta))
     return run_dir
 
@@ -152,9 +151,8 @@ def test_round_trip(tmp_path):
         t.embedding = np.random.default_rng(t.track_id).normal(size=16).astype(np.float32)
     evidence = make_evidence(tracklets)
     path = tmp_path / "results.sqlite"
-    with ResultsStore.create(path) as store:
-        store.write_run(meta={"config": {"reid": {"embedder": "none"}}, "x": np.float32(1.5)},
-                        cameras=make_cameras(), tracklets=tracklets, evidence=evidence)
+    write_store(path, meta={"config": {"reid": {"embedder": "none"}}, "x": np.float32(1.5)},
+                cameras=make_cameras(), tracklets=tracklets, evidence=evidence)
     with ResultsStore.open(path, readonly=True) as store:
         assert store.meta() == {"config": {"reid": {"embedder": "none"}}, "x": 1.5}
         cams = store.cameras()
@@ -163,7 +161,7 @@ def test_round_trip(tmp_path):
         np.testing.assert_allclose(cams[1].homography, HOMOGRAPHY)
         back = store.tracklets()
         assert store.counts() == {"cameras": 3, "tracklets": 10, "identities": 5,
-                                  "detections": sum(len(t) for t in tracklets),
+                                  "boxes": sum(len(t) for t in tracklets),
                                   "crops": sum(len(t.crops) for t in tracklets), "evidence": len(evidence)}
         assert store.associated() and store.uses_global_ids()
         assert [len(e) for e in (store.evidence(1), store.evidence(2), store.evidence(4))] == [2, 2, 0]
@@ -223,8 +221,7 @@ def test_failed_write_keeps_previous_db(tmp_path):
     bad.append(bad[0])  # the same tracklet twice
     with pytest.raises(ValueError, match="appears twice"):
         with atomic_path(run / "results.sqlite") as tmp:
-            with ResultsStore.create(tmp) as store:
-                store.write_run(meta={}, cameras=make_cameras(), tracklets=bad)
+            write_store(tmp, meta={}, cameras=make_cameras(), tracklets=bad)
     assert (run / "results.sqlite").read_bytes() == before
     assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []
 
@@ -233,10 +230,10 @@ def test_failed_transaction_rolls_back(tmp_path):
     path = tmp_path / "r.sqlite"
     tracklets = make_tracklets()
     tracklets[-1].crops[0].image = np.zeros((0, 0, 3), np.uint8)  # cannot be encoded: fails mid-write
-    with ResultsStore.create(path) as store:
-        with pytest.raises(ValueError, match="non-empty uint8"):
-            store.write_run(meta={}, cameras=make_cameras(), tracklets=tracklets)
-        assert store.counts()["detections"] == 0 and store.counts()["cameras"] == 0
+    with pytest.raises(ValueError, match="non-empty uint8"):
+        write_store(path, meta={}, cameras=make_cameras(), tracklets=tracklets)
+    with ResultsStore.open(path) as store:
+        assert store.counts()["boxes"] == 0 and store.counts()["cameras"] == 0
 
 
 def test_unassociated_run_gets_identities_but_mot_track_ids(tmp_path):
@@ -277,19 +274,37 @@ def test_schema_versions(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="version 9 is newer.*upgrade multicam-tracker"):
         ResultsStore.open(path)
     _set_version(path, 0)
-    with pytest.raises(InputError, match=r"version 0 is older.*\(1\); re-create it by running track-cameras"):
+    with pytest.raises(InputError, match=r"version 0 is older.*\(2\); re-create it by running track-cameras"):
         ResultsStore.open(path)
     # A registered migration is applied in place, in a transaction.
-    _set_version(path, 1)
-    monkeypatch.setattr("tracker.store.SCHEMA_VERSION", 2)
-    monkeypatch.setattr("tracker.store.MIGRATIONS", {1: "ALTER TABLE identities ADD COLUMN note TEXT;"})
+    _set_version(path, 2)
+    monkeypatch.setattr("tracker.store.schema.SCHEMA_VERSION", 3)
+    monkeypatch.setattr("tracker.store.schema.MIGRATIONS", {2: "ALTER TABLE identities ADD COLUMN note TEXT;"})
     with pytest.raises(InputError, match="open it writable once"):
         ResultsStore.open(path, readonly=True)
     with ResultsStore.open(path) as store:
         assert store.count_identities() == 5
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(identities)")]
+    conn.close()
+
+
+def test_version_1_store_is_migrated(tmp_path):
+    """Schema 1 called the track boxes 'detections'; opening such a store writable renames the table."""
+    path = write_test_run(tmp_path / "run", with_embedder=False) / "results.sqlite"
+    with ResultsStore.open(path, readonly=True) as store:
+        rows = [store.mot_rows(c.name).tolist() for c in store.cameras()]
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP INDEX track_boxes_frame; DROP INDEX track_boxes_global; DROP INDEX track_boxes_tracklet;"
+                       "ALTER TABLE track_boxes RENAME TO detections; PRAGMA user_version = 1;")
+    conn.close()
+    with ResultsStore.open(path) as store:
+        assert [store.mot_rows(c.name).tolist() for c in store.cameras()] == rows
+    conn = sqlite3.connect(path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2 and "detections" not in names
+    assert {"track_boxes", "track_boxes_frame", "track_boxes_global", "track_boxes_tracklet"} <= names
     conn.close()
 
 

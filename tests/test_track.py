@@ -6,42 +6,9 @@ import numpy as np
 import pytest
 
 from tracker.config import TrackConfig
-from tracker.track import CameraTracker, interpolate_gaps, iou_matrix, linear_assignment, visibility
+from tracker.geometry import iou_matrix
+from tracker.track import CameraTracker, crop_quality, max_misses
 from tracker.types import Detections
-
-
-def test_iou_matrix_known_values():
-    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], np.float32)
-    iou = iou_matrix(a, b)
-    assert iou.shape == (2, 3)
-    np.testing.assert_allclose(iou[0], [1.0, 50 / 150, 0.0], atol=1e-6)
-    assert iou[1].max() == 0
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
-
-
-def test_linear_assignment_respects_max_cost():
-    cost = np.array([[0.1, 0.9], [0.8, 0.95]])
-    matches, un_rows, un_cols = linear_assignment(cost, 0.5)
-    assert matches.tolist() == [[0, 0]]
-    assert un_rows.tolist() == [1] and un_cols.tolist() == [1]
-    m, r, c = linear_assignment(np.zeros((0, 3)), 0.5)
-    assert len(m) == 0 and len(r) == 0 and c.tolist() == [0, 1, 2]
-
-
-def test_visibility_counts_nearer_boxes_only():
-    boxes = np.array([[0, 0, 10, 20], [0, 10, 10, 30]], np.float32)  # second is lower: nearer
-    vis = visibility(boxes)
-    assert vis[0] == pytest.approx(0.5) and vis[1] == pytest.approx(1.0)
-
-
-def test_interpolate_fills_short_gaps_only():
-    frames = np.array([1, 2, 5, 20])
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [4, 0, 14, 10], [19, 0, 29, 10]], np.float32)
-    f, t, b, s = interpolate_gaps(frames, frames / 10.0, boxes, np.ones(4, np.float32), max_gap=5)
-    assert f.tolist() == [1, 2, 3, 4, 5, 20]
-    np.testing.assert_allclose(b[2], [2, 0, 12, 10])
-    assert s.tolist() == [1, 1, 0, 0, 1, 1]
 
 
 def synthetic_walkers(n_people=8, n_frames=200, seed=0):
@@ -120,12 +87,37 @@ def test_low_score_detections_extend_but_do_not_start_tracks():
 
 
 def test_crops_are_bounded_and_sampled(tmp_path):
+    """One crop every half second at most, the best ``max_crops`` kept (the bigger box wins), cut from the
+    detector's box."""
     cfg = TrackConfig(min_hits=1, max_crops=3)
     t = CameraTracker(cfg, fps=10)
-    image = np.zeros((360, 640, 3), np.uint8)
+    image = np.tile(np.arange(640, dtype=np.uint8)[None, :, None] // 3, (360, 1, 3))  # columns tell x
     for f in range(1, 60):
         x = 100 + f
-        t.update(f, f / 10, Detections(np.array([[x, 100, x + 40, 200]], np.float32), [0.9]), image)
+        h = 200 if f in (26, 41) else 100  # two frames where the person is seen larger
+        t.update(f, f / 10, Detections(np.array([[x, 100, x + 40, 100 + h]], np.float32), [0.9]), image)
     (tr,) = t.finish()
-    assert 1 <= len(tr.crops) <= 3
-    assert all(c.image.shape[0] >= cfg.min_crop_height for c in tr.crops)
+    frames = [c.frame for c in tr.crops]
+    assert len(frames) == 3 and frames == sorted(frames)
+    assert all(b - a >= 5 for a, b in zip(frames, frames[1:]))  # crop_every = fps / 2 frames
+    assert {26, 41} <= set(frames)  # the two large, high-quality crops are kept
+    for c in tr.crops:
+        assert c.image.shape[0] >= cfg.min_crop_height
+        assert c.image[0, 0, 0] == image[0, int(c.box[0]), 0]  # cut at the detector's box
+
+
+def test_crop_quality_range_and_monotonic():
+    assert crop_quality(0, 1.0) == 0.0
+    values = [crop_quality(h, 0.9) for h in (10, 24, 50, 100, 200, 400)]
+    assert all(0 <= v <= 1 for v in values)
+    assert values == sorted(values) and values[-1] > 0.9 * 0.9
+    assert crop_quality(100, 0.9) > crop_quality(100, 0.5)
+    assert crop_quality(100, 0.9, visibility=1.0) > crop_quality(100, 0.9, visibility=0.3)
+    assert crop_quality(1e6, 5.0, 7.0) <= 1.0  # inputs out of range are clipped
+    assert crop_quality(100, -1.0) == 0.0
+
+
+def test_max_misses_is_max_age_in_processed_frames():
+    assert max_misses(TrackConfig(max_age=1.5), 30.0) == 45
+    assert max_misses(TrackConfig(max_age=1.5), 5.0) == 8  # a frame stride lowers the rate
+    assert max_misses(TrackConfig(max_age=0.01), 10.0) == 1  # at least one frame

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracker.errors import InputError
-from tracker.video import H264Writer, open_source, read_mot_detections
+from tracker.video import H264Writer, open_source
 
 
 def make_video(path, n=12, size=(64, 48), fps=10.0):
@@ -55,12 +55,6 @@ def test_folder_and_mot_sequence(tmp_path):
     assert len(frames) == 4 and frames[0].image is None
 
 
-def test_mot_detections(tmp_path):
-    p = tmp_path / "det.txt"
-    p.write_text("2,-1,10,20,5,10,0.9,-1,-1,-1\n1,-1,0,0,4,4,0.5,-1,-1,-1\n2,-1,1,1,2,2,0.1,-1,-1,-1\n")
-    dets = read_mot_detections(p)
-    assert sorted(dets) == [1, 2] and len(dets[2]) == 2
-    np.testing.assert_allclose(dets[2].xyxy[0], [10, 20, 15, 30])
 
 
 @pytest.mark.parametrize("kind", ["missing", "text", "empty", "zero-frames", "empty-folder"])

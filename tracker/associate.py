@@ -60,18 +60,18 @@ descriptor (multi-camera IDF1 against the threshold, see benchmarks/RESULTS.md, 
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from tracker.associate_config import AssociateConfig, CameraLink
+from tracker.calibration import Calibration
+from tracker.config import AssociateConfig, CameraLink
 from tracker.errors import InputError
+from tracker.geometry import foot_points, to_ground
 from tracker.types import Tracklet
 
 _BLOCK = 512  # queries per block of the exact search
@@ -114,76 +114,6 @@ class Association:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# calibration
-
-
-def _read_mapping(path: Path) -> object:
-    import yaml
-
-    try:
-        text = path.read_text()
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError):
-        raise InputError(
-            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}"
-        ) from None
-
-
-def _homography(value: object, where: str) -> np.ndarray:
-    try:
-        h = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        h = np.zeros(0)
-    if h.shape != (3, 3) or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
-        raise InputError(f"{where}: homography must be an invertible 3x3 matrix of numbers")
-    return h
-
-
-def load_calibration(path: str | Path) -> dict[str, np.ndarray]:
-    """Per-camera homographies from a ``scene.json`` (``"cameras": [{"name", "homography"}]``, cameras
-    without a homography are left out) or a plain ``{camera: 3x3}`` YAML/JSON mapping.
-
-    Returns ``{camera: (3, 3) float64}`` mapping ground-plane points (metres, ``x, y, 1``) to image pixels
-    of the foot point. A missing or malformed file raises :class:`InputError`.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: calibration file not found")
-    data = _read_mapping(p)
-    if isinstance(data, dict) and "cameras" in data:
-        cams = data["cameras"]
-        if not isinstance(cams, list) or not all(isinstance(c, dict) and "name" in c for c in cams):
-            raise InputError(f"{p}: 'cameras' must be a list of objects with a 'name'")
-        entries = {str(c["name"]): c["homography"] for c in cams if c.get("homography") is not None}
-    elif isinstance(data, dict):
-        entries = {str(k): v for k, v in data.items()}
-    else:
-        raise InputError(f"{p}: expected a scene.json or a mapping of camera name to 3x3 homography")
-    if not entries:
-        raise InputError(f"{p}: no camera homographies in the file")
-    return {name: _homography(h, f"{p}: camera '{name}'") for name, h in entries.items()}
-
-
-def _scene_overlaps(path: str | Path) -> dict[str, set[str]] | None:
-    """``{camera: cameras whose views overlap it}`` from a scene.json with ``overlaps`` lists, else None."""
-    p = Path(path)
-    if p.suffix.lower() != ".json" or not p.is_file():
-        return None
-    data = _read_mapping(p)
-    cams = data.get("cameras") if isinstance(data, dict) else None
-    if not isinstance(cams, list) or not all(
-        isinstance(c, dict) and isinstance(c.get("overlaps"), list) for c in cams
-    ):
-        return None
-    out: dict[str, set[str]] = {str(c["name"]): set() for c in cams}
-    for c in cams:
-        for other in c["overlaps"]:
-            out[str(c["name"])].add(str(other))
-            out.setdefault(str(other), set()).add(str(c["name"]))
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------------
 # the tracklets as arrays, and the camera topology
 
 
@@ -194,7 +124,7 @@ class _Tracks:
     ``times`` and ``ground`` (foot point on the ground plane in metres, NaN for uncalibrated cameras).
     """
 
-    def __init__(self, tracklets: Sequence[Tracklet], calibration: dict[str, np.ndarray]):
+    def __init__(self, tracklets: Sequence[Tracklet], homographies: dict[str, np.ndarray]):
         self.items = list(tracklets)
         n = len(self.items)
         self.names = sorted({t.camera for t in self.items})
@@ -206,7 +136,7 @@ class _Tracks:
         self.times = np.concatenate([t.times for t in self.items])
         frames = np.concatenate([t.frames for t in self.items])
         boxes = np.concatenate([t.boxes for t in self.items]).astype(np.float64)
-        feet = np.c_[(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]]
+        feet = foot_points(boxes)
         height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
         self.start, self.end = self.times[first], self.times[last]
         self.fstart, self.fend = frames[first], frames[last]
@@ -217,13 +147,13 @@ class _Tracks:
         dt = self.times[last] - self.times[back]
         self.velocity = (feet[last] - feet[back]) / np.where(dt > 0, dt, np.inf)[:, None]
         self.emb_rows = np.flatnonzero([t.embedding is not None for t in self.items])
-        self.inverse = {code[c]: np.linalg.inv(h) for c, h in calibration.items() if c in code}
+        self.inverse = {code[c]: np.linalg.inv(h) for c, h in homographies.items() if c in code}
         self.calibrated = np.array([i in self.inverse for i in range(len(self.names))], bool)
         self.ground = np.full((len(self.times), 2), np.nan)
         row_cam = np.repeat(self.cam, lengths)
         for c, inv in self.inverse.items():
             rows = row_cam == c
-            self.ground[rows] = _to_ground(inv, feet[rows])
+            self.ground[rows] = to_ground(inv, feet[rows])
         self.ground_first, self.ground_last = self.ground[first], self.ground[last]
         # times made globally increasing (tracklet k shifted by k * span) for vectorised interpolation
         self._span = float(self.times.max() - self.times.min()) + 1.0 if n else 1.0
@@ -285,14 +215,6 @@ class _Tracks:
         return out
 
 
-def _to_ground(inverse: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(T, 2) image points -> (T, 2) ground points (metres) through an image->ground homography; NaN for
-    points on or above the horizon."""
-    q = np.c_[np.asarray(points, np.float64), np.ones(len(points))] @ inverse.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(q[:, 2:] > 1e-9, q[:, :2] / q[:, 2:], np.nan)
-
-
 class _Topology:
     """Camera-pair tables: which pairs cannot see one person at once, and the transit bounds of each pair.
 
@@ -301,7 +223,7 @@ class _Topology:
     link, ``inf`` otherwise. Without configured links nothing is known about transit (``known`` is False).
     """
 
-    def __init__(self, names: list[str], links: tuple[CameraLink, ...], overlaps: dict[str, set[str]] | None):
+    def __init__(self, names: list[str], links: tuple[CameraLink, ...], overlaps: dict[str, frozenset[str]] | None):
         c = len(names)
         code = {n: i for i, n in enumerate(names)}
         overlap = np.full((c, c), -1, np.int8)  # -1 unknown, 0 disjoint, 1 overlapping
@@ -804,12 +726,12 @@ def _reason(v: _Tracks, a: int, b: int, terms: dict[str, float], distance: float
 
 
 def associate(
-    tracklets: Sequence[Tracklet], cfg: AssociateConfig, calibration: dict[str, np.ndarray] | None = None
+    tracklets: Sequence[Tracklet], cfg: AssociateConfig, calibration: Calibration | None = None
 ) -> Association:
     """Join tracklets of all cameras into global identities (see the module docstring for the method).
 
-    ``tracklets`` are not modified. ``calibration``: ``{camera: (3, 3) ground->image homography}``; when None
-    and ``cfg.calibration`` names a file, it is read from there (a scene.json also gives which views overlap).
+    ``tracklets`` are not modified. ``calibration``: the cameras' ground-plane homographies and which views
+    overlap (:func:`tracker.calibration.load_calibration` reads ``cfg.calibration``); None: uncalibrated.
     """
     t0 = time.perf_counter()
     order = _canonical(tracklets)
@@ -818,11 +740,9 @@ def associate(
         ids = np.empty(n, np.int64)
         ids[order] = np.arange(1, n + 1)
         return Association(ids, [], {"search": "none", "identities": n})
-    if calibration is None and cfg.calibration:
-        calibration = load_calibration(cfg.calibration)
-    overlaps = _scene_overlaps(cfg.calibration) if cfg.calibration else None
-    v = _Tracks([tracklets[i] for i in order], calibration or {})
-    topo = _Topology(v.names, cfg.links, overlaps)
+    calibration = calibration or Calibration()
+    v = _Tracks([tracklets[i] for i in order], calibration.homographies)
+    topo = _Topology(v.names, cfg.links, calibration.overlaps)
 
     qa, wa, sim, method = _appearance_edges(v, topo, cfg)
     qs, ws = _spatial_edges(v, topo, cfg)

@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tracker import __version__
+from tracker._version import __version__
 from tracker.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ BLOCK = 1 << 20  # head / tail block hashed for large files
 FULL_HASH_BELOW = 4 << 20  # files up to this size are hashed whole
 FOLDER_BLOCK = 1 << 13  # head / tail block per file of a frame folder (thousands of files)
 # Modules whose code decides a camera's stage result; a change to any of them invalidates the cache.
-STAGE_MODULES = ("types", "config", "video", "detect", "track", "pipeline", "chunking", "executor", "cache")
+STAGE_MODULES = ("types", "config", "geometry", "video", "mot", "detect", "track", "camera", "chunking", "cache")
 NUMERIC_PACKAGES = ("numpy", "opencv-python", "torch", "torchvision", "ultralytics", "filterpy", "lap")
 
 
@@ -99,25 +99,25 @@ def code_version() -> str:
 
 
 def _weights_fingerprints(cfg: Any, detections: str | None) -> dict[str, str | None]:
-    """Fingerprints of the model files the stage would use now (None where none is on disk)."""
-    from tracker.detect import resolve_yolo_weights
-    from tracker.reid.weights import resolve_mgn_weights
-
+    """Fingerprints of the model files a resolved config uses (None where the file is not on disk)."""
     out: dict[str, str | None] = {}
-    if detections is None and cfg.detect.detector in ("auto", "yolo"):
-        path, _ = resolve_yolo_weights(cfg.detect.weights, download=False)
-        out["detector"] = file_fingerprint(path) if path else None
-    if cfg.reid.embedder in ("auto", "mgn"):
-        path, _ = resolve_mgn_weights(cfg.reid.weights, cfg.reid.url, False, cfg.reid.sha256)
-        out["reid"] = file_fingerprint(path) if path else None
+    if detections is None and cfg.detect.detector == "yolo":
+        out["detector"] = _fingerprint_if_there(cfg.detect.weights)
+    if cfg.reid.embedder not in ("none", "histogram"):
+        out["reid"] = _fingerprint_if_there(cfg.reid.weights)
     return out
+
+
+def _fingerprint_if_there(path: str | None) -> str | None:
+    return source_fingerprint(path) if path and Path(path).exists() else None
 
 
 def camera_key(source: Any, detections: str | None, cfg: Any, chunk_plan: list | None = None) -> str:
     """The cache key of one camera's stage result (``KEY_CHARS`` hex characters).
 
     ``source``: the camera's ``FrameSource``; ``detections``: its MOT detection file or None; ``cfg``: the
-    ``PipelineConfig``; ``chunk_plan``: the ``Chunk`` list the camera is processed in (None or one chunk:
+    resolved ``PipelineConfig`` (concrete detector and embedder, see :func:`tracker.pipeline.resolve_config`);
+    ``chunk_plan``: the ``Chunk`` list the camera is processed in (None or one chunk:
     whole).
     """
     info = source.info
@@ -131,7 +131,7 @@ def camera_key(source: Any, detections: str | None, cfg: Any, chunk_plan: list |
         "camera": info.name,
         "offset": info.offset,
         "stride": source.stride,
-        "detect": dataclasses.asdict(cfg.detect),
+        "detect": {k: v for k, v in dataclasses.asdict(cfg.detect).items() if k != "detections"},
         "track": dataclasses.asdict(cfg.track),
         "reid": dataclasses.asdict(cfg.reid),
         "chunks": plan,

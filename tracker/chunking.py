@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracker.geometry import interpolate_gaps, iou_matrix, linear_assignment
 from tracker.types import Crop, Tracklet
 
 MIN_COMMON_FRAMES = 3  # frames a pair must share in the overlap to be matched
@@ -115,8 +116,6 @@ class _Growing:
 
     def extend(self, other: _Growing, max_gap: int, step: int, interpolate: bool) -> None:
         """Append ``other``'s rows and crops after this tracklet's last frame."""
-        from tracker.track import interpolate_gaps
-
         cut = self.last
         after = other.frames > cut
         frames = np.r_[self.frames, other.frames[after]]
@@ -146,8 +145,6 @@ class _Growing:
 def _overlap_cost(left: list[_Growing], right: list[_Growing], lo: int, hi: int) -> np.ndarray:
     """(L, R) cost ``1 - mean IoU`` over the frames in ``[lo, hi)`` both tracklets have; ``inf`` where they
     share fewer than :data:`MIN_COMMON_FRAMES`."""
-    from tracker.track import iou_matrix
-
     cost = np.full((len(left), len(right)), np.inf)
     rows = [g.rows_in(lo, hi) for g in left]
     cols = [g.rows_in(lo, hi) for g in right]
@@ -170,8 +167,6 @@ def stitch(parts: list[ChunkTracks], max_crops: int, min_length: int, max_gap: i
     processed frames to interpolate (the tracker's ``max_age`` in frames); ``step``: the frame stride. A
     single whole chunk is returned unchanged.
     """
-    from tracker.track import linear_assignment
-
     parts = sorted(parts, key=lambda p: p.chunk.start)
     if len(parts) == 1 and parts[0].chunk.whole:
         return parts[0]

@@ -3,18 +3,45 @@
     track-cameras --videos cam1.mp4 cam2.mp4 --out runs/x [--config configs/default.yaml] ...
     track-cameras export RUN_DIR          (re-export MOT / identities / MTMC files from the results store)
 
-Config values come from the YAML file (defaults when none is given); flags override them.
+Config values come from the YAML file (defaults when none is given); every flag is an override of one config
+key (:data:`FLAGS`), so the config is the one route by which settings reach the stages. The environment is read
+here: ``MULTICAM_TRACKER_OFFLINE=1`` is ``--offline`` (``MULTICAM_TRACKER_HOME``, the default model cache, is
+read when the pipeline resolves ``models.cache_dir``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
-from tracker.config import dump_yaml, load_config, override
+from tracker import env
+from tracker.config import PipelineConfig, dump_yaml, load_config, override
 from tracker.errors import InputError, cli_entry
+
+# flag (argparse dest) -> config key it overrides
+FLAGS = {
+    "detector": "detect.detector",
+    "detector_weights": "detect.weights",
+    "detections": "detect.detections",
+    "reid": "reid.embedder",
+    "reid_weights": "reid.weights",
+    "offsets": "video.offsets",
+    "frame_stride": "video.stride",
+    "names": "video.names",
+    "calibration": "associate.calibration",
+    "executor": "execution.executor",
+    "workers": "execution.workers",
+    "ray_address": "execution.ray_address",
+    "chunk_seconds": "execution.chunk_seconds",
+    "batch_cameras": "execution.batch_cameras",
+}
+SWITCHES = {  # store_true flags -> (config key, value when given)
+    "no_associate": ("associate.enabled", False),
+    "no_video": ("output.annotated_video", False),
+    "force": ("execution.force", True),
+    "offline": ("models.offline", True),
+}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -36,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: file stems)")
     p.add_argument("--detector", choices=["auto", "yolo", "motion", "hog"])
-    p.add_argument("--detector-weights", metavar="PATH", help="YOLO weights (.pt) or a model name to download")
+    p.add_argument("--detector-weights", metavar="PATH",
+                   help="YOLO weights (.pt, .onnx, an OpenVINO/TensorRT export folder) or a model name to download")
     p.add_argument("--detections", nargs="+", metavar="DET_TXT",
                    help="MOT-format detection files, one per input, replacing the detector")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device for detection and re-identification")
@@ -66,6 +94,38 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--offsets -1.5,0`` as ``--offsets=-1.5,0``: argparse would take a value starting with '-' for a flag."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--offsets" and arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "."):
+            out[-1] = f"--offsets={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The config file with every given flag applied as an override of its key. A value out of range is an
+    InputError naming the flag."""
+    cfg = load_config(args.config)
+    values = {key: getattr(args, dest) for dest, key in FLAGS.items()}
+    values.update({key: value for dest, (key, value) in SWITCHES.items() if getattr(args, dest)})
+    if args.device is not None:
+        values["detect.device"] = values["reid.device"] = args.device
+    if env.offline_requested():
+        values.setdefault("models.offline", True)
+    values = {key: tuple(v) if isinstance(v, list) else v for key, v in values.items() if v is not None}
+    try:
+        return override(cfg, **values)
+    except InputError as exc:  # name the flag that set the key, when a flag did
+        bad = str(exc).split(":", 1)[0]
+        flags = {k: "--" + dest.replace("_", "-") for dest, k in FLAGS.items()}
+        flags.update({k: "--" + dest.replace("_", "-") for dest, (k, _) in SWITCHES.items()})
+        flags.update({"detect.device": "--device", "reid.device": "--device"})
+        raise InputError(f"{flags[bad]}: {exc}" if bad in values and bad in flags else str(exc)) from None
+
+
 @cli_entry("track-cameras")
 def track_cameras(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -73,50 +133,17 @@ def track_cameras(argv: list[str] | None = None) -> int:
         from tracker.export import main as export_main
 
         return export_main(argv[1:])
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_join_negative_values(argv))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
-    if args.offline:
-        os.environ["MULTICAM_TRACKER_OFFLINE"] = "1"
-    from tracker.pipeline import CameraInput, run
-
-    cfg = load_config(args.config)
-    device = args.device
-    cfg = override(
-        cfg,
-        **{
-            "detect.detector": args.detector,
-            "detect.weights": args.detector_weights,
-            "detect.device": device,
-            "reid.device": device,
-            "reid.embedder": args.reid,
-            "reid.weights": args.reid_weights,
-            "video.stride": args.frame_stride,
-            "video.offsets": args.offsets,
-            "video.names": tuple(args.names) if args.names else None,
-            "associate.enabled": False if args.no_associate else None,
-            "output.annotated_video": False if args.no_video else None,
-            "execution.executor": args.executor,
-            "execution.workers": args.workers,
-            "execution.ray_address": args.ray_address,
-            "execution.chunk_seconds": args.chunk_seconds,
-            "execution.batch_cameras": args.batch_cameras,
-            "execution.force": True if args.force else None,
-        },
-    )
+    cfg = config_from_args(args)
     if args.print_config:
         print(dump_yaml(cfg), end="")
         return 0
     if not args.videos or not args.out:
         _parser().error("--videos and --out are required")
-    n = len(args.videos)
-    offsets = cfg.video.offsets or (0.0,) * n
-    names = cfg.video.names or (None,) * n
-    dets = args.detections or [None] * n
-    for what, values in (("--offsets", offsets), ("--names", names), ("--detections", dets)):
-        if len(values) != n:
-            raise InputError(f"{what} has {len(values)} values for {n} videos")
-    inputs = [CameraInput(v, nm, off, d) for v, nm, off, d in zip(args.videos, names, offsets, dets)]
-    meta = run(inputs, args.out, cfg, progress=not args.quiet, calibration=args.calibration)
+    from tracker.pipeline import run
+
+    meta = run(args.videos, args.out, cfg, progress=not args.quiet)
     if not args.quiet:
         cams = ", ".join(f"{c['name']}: {c['tracklets']} tracklets" for c in meta["cameras"])
         ids = meta.get("num_identities")

@@ -1,44 +1,105 @@
-"""Typed configuration: frozen dataclasses per stage, read from YAML at the edge.
+"""Typed configuration: one frozen dataclass per stage, read from YAML at the edge. A leaf module.
 
 A YAML file (``configs/*.yaml``) has one section per stage. Every key is optional (defaults are the
-dataclass defaults); an unknown key is an :class:`~tracker.errors.InputError` naming the file and key.
-CLI flags override the file through :func:`override`.
+dataclass defaults); an unknown key, a wrong type or a value out of range is an
+:class:`~tracker.errors.InputError` naming the file and the key. Every section checks its own values in
+``__post_init__`` (one style: ``section.key: must be ..., got ...``), so a config that exists is valid, however
+it was made (file, command-line override, a library call). Command-line flags are overrides of this config
+(:func:`override`), the one route by which settings reach the stages. The pipeline *resolves* a config once
+(``auto`` detector, embedder and devices made concrete, see :func:`tracker.pipeline.resolve_config`); workers,
+the stage cache key and run.json all use the resolved config.
+
+This module imports nothing from the stages; the stages import their section from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
-from tracker.associate_config import AssociateConfig
+from tracker.env import valid_device
 from tracker.errors import InputError
-from tracker.executor import ExecConfig
-from tracker.reid.config import ReidConfig
+from tracker.fsutil import check_name
+
+DETECTORS = ("auto", "yolo", "motion", "hog")
+EMBEDDERS = ("auto", "mgn", "histogram", "none")
+VARIANTS = ("fastreid", "fastreid-v1", "paper")  # MGN layouts (see tracker.reid.mgn)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+INTERPOLATIONS = ("bicubic", "bilinear")
+EXECUTORS = ("local", "ray")
+FASTREID_MGN_URL = "https://github.com/JDAI-CV/fast-reid/releases/download/v0.1.1/market_mgn_R50-ibn.pth"
+
+
+class _Checked:
+    """Range checks for a section's ``__post_init__``; errors read ``<SECTION>.<key>: must be ..., got ...``."""
+
+    SECTION: ClassVar[str] = ""
+
+    def _fail(self, name: str, want: str) -> None:
+        raise InputError(f"{self.SECTION}.{name}: must be {want}, got {getattr(self, name)!r}")
+
+    def _number(self, name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False, inf_ok: bool = False) -> None:
+        """``getattr(self, name)`` is a number (not NaN, finite unless ``inf_ok``) in the given range."""
+        v = getattr(self, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            self._fail(name, "a number")
+        if math.isinf(v) and not inf_ok:
+            self._fail(name, "a finite number")
+        low = lo is not None and (v <= lo if lo_open else v < lo)
+        high = hi is not None and (v >= hi if hi_open else v > hi)
+        if low or high:
+            left = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+            right = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
+            self._fail(name, " and ".join(x for x in (left, right) if x))
+
+    def _choice(self, name: str, options: tuple[str, ...]) -> None:
+        if getattr(self, name) not in options:
+            self._fail(name, "one of " + ", ".join(options))
+
+    def _device(self, name: str) -> None:
+        if not valid_device(str(getattr(self, name))):
+            self._fail(name, "auto, cpu, cuda or cuda:N")
 
 
 @dataclass(frozen=True)
-class VideoConfig:
-    """How frames are read: every ``stride``-th frame, shifted by per-camera ``offsets`` (seconds)."""
+class VideoConfig(_Checked):
+    """How frames are read: every ``stride``-th frame; per-camera ``names`` and ``offsets`` (seconds on the
+    common clock), one per input when given (default: file stems, 0)."""
 
+    SECTION: ClassVar[str] = "video"
     stride: int = 1
     offsets: tuple[float, ...] = ()
     names: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        self._number("stride", 1)
+        if not all(math.isfinite(v) and abs(v) < 1e9 for v in self.offsets):
+            self._fail("offsets", "finite seconds (below 1e9 in size)")
+        for name in self.names:
+            check_name(name, "video.names")
+        if len(set(self.names)) != len(self.names):
+            self._fail("names", "distinct")
+
 
 @dataclass(frozen=True)
-class MotionConfig:
+class MotionConfig(_Checked):
     """Background-subtraction detector for static cameras (OpenCV MOG2)."""
 
+    SECTION: ClassVar[str] = "detect.motion"
     scale: float = 1.0  # background subtraction runs on frames resized by this factor (0.5: ~2x faster, less exact)
     history: int = 300
     var_threshold: float = 40.0
     warmup_frames: int = 30
+    background_frames: int = 25  # frames spread over the video whose median seeds the background model
     min_area: float = 0.0006  # fraction of the frame area
     min_height: float = 0.06  # fraction of the frame height
     aspect_min: float = 1.0  # height / width
@@ -46,26 +107,53 @@ class MotionConfig:
     open_kernel: int = 3
     close_kernel: int = 9
 
+    def __post_init__(self) -> None:
+        self._number("scale", 0, 1, lo_open=True)
+        self._number("history", 1)
+        self._number("var_threshold", 0, lo_open=True)
+        for name in ("warmup_frames", "background_frames"):
+            self._number(name, 0)
+        for name in ("min_area", "min_height"):
+            self._number(name, 0, 1, hi_open=True)
+        self._number("aspect_min", 0, lo_open=True)
+        self._number("aspect_max", self.aspect_min)
+        for name in ("open_kernel", "close_kernel"):
+            self._number(name, 1, 99)
+
 
 @dataclass(frozen=True)
-class DetectConfig:
-    """Person detection. ``detector`` is ``auto``, ``yolo``, ``motion`` or ``hog``."""
+class DetectConfig(_Checked):
+    """Person detection: ``detector`` is ``auto``, ``yolo``, ``motion`` or ``hog``; ``detections`` are MOT
+    detection files, one per camera, that replace the detector (the MOTChallenge public-detection protocol)."""
 
+    SECTION: ClassVar[str] = "detect"
     detector: str = "auto"
     weights: str = "yolov8n.pt"
     imgsz: int = 640
-    conf: float = 0.25
+    conf: float = 0.1  # YOLO keeps boxes from this score: the tracker's second stage matches the low ones
     iou: float = 0.6
     batch: int = 8
     device: str = "auto"
     half: bool = True
+    detections: tuple[str, ...] = ()
     motion: MotionConfig = field(default_factory=MotionConfig)
+
+    def __post_init__(self) -> None:
+        self._choice("detector", DETECTORS)
+        if not self.weights:
+            self._fail("weights", "a file or model name")
+        self._number("imgsz", 32, 8192)
+        self._number("conf", 0, 1)
+        self._number("iou", 0, 1, lo_open=True)
+        self._number("batch", 1, 4096)
+        self._device("device")
 
 
 @dataclass(frozen=True)
-class TrackConfig:
+class TrackConfig(_Checked):
     """Per-camera tracker (Kalman + Hungarian, two-stage as ByteTrack)."""
 
+    SECTION: ClassVar[str] = "track"
     high_thresh: float = 0.5  # detections at or above this start tracks and match first
     low_thresh: float = 0.1  # detections below this are dropped
     new_track_thresh: float = 0.6
@@ -79,11 +167,189 @@ class TrackConfig:
     max_crops: int = 8
     min_crop_height: int = 24
 
+    def __post_init__(self) -> None:
+        for name in ("high_thresh", "low_thresh", "new_track_thresh"):
+            self._number(name)  # detector scores need not be in [0, 1] (raw public detections)
+        self._number("high_thresh", self.low_thresh)
+        for name in ("match_iou", "low_match_iou", "appearance_weight"):
+            self._number(name, 0, 1)
+        self._number("min_hits", 1)
+        self._number("max_age", 0, lo_open=True)
+        self._number("min_length", 1)
+        self._number("max_crops", 0)
+        self._number("min_crop_height", 1)
+
 
 @dataclass(frozen=True)
-class OutputConfig:
+class ReidConfig(_Checked):
+    """Appearance embedder of person crops (``embedder``: auto, mgn, histogram or none).
+
+    ``embedder``: ``auto`` (configured checkpoint, else fast-reid's public Market-1501 MGN from the model
+    cache / its download, else the offline ``histogram`` descriptor with a warning), ``mgn`` (fail when no
+    checkpoint can be had), ``histogram`` (offline colour/texture descriptor), ``none`` (no appearance).
+
+    ``variant`` is the MGN layout used when a network is built from scratch (``reid-train``): ``fastreid``
+    (fast-reid's R50-ibn MGN), ``fastreid-v1`` (the same in current fast-reid's parameter names) or
+    ``paper`` (MGN as published). A checkpoint's own layout is recognised from its contents.
+    ``url`` / ``sha256``: where ``auto`` downloads the checkpoint from, and the expected start of its
+    sha256 (None: only the size is checked). ``flip``: test-time horizontal-flip averaging (None: the
+    checkpoint's habit: on for ``paper``, off for fast-reid). ``threads``: CPU threads (0: every core
+    this process may use, unless ``OMP_NUM_THREADS`` is set). ``interpolation``: ``bicubic`` (what the
+    public models were trained with) or ``bilinear``.
+    """
+
+    SECTION: ClassVar[str] = "reid"
+    embedder: str = "auto"
+    weights: str | None = None
+    variant: str = "fastreid"
+    download: bool = True
+    height: int = 384
+    width: int = 128
+    batch_size: int = 64
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    compile: bool = False
+    url: str = FASTREID_MGN_URL
+    sha256: str | None = None
+    flip: bool | None = None
+    threads: int = 0
+    channels_last: bool = True
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        self._choice("embedder", EMBEDDERS)
+        self._choice("variant", VARIANTS)
+        self._number("height", 48, 4096)
+        self._number("width", 16, 4096)
+        self._number("batch_size", 1, 65536)
+        self._device("device")
+        self._choice("precision", PRECISIONS)
+        self._number("threads", 0, 1024)
+        self._choice("interpolation", INTERPOLATIONS)
+
+
+@dataclass(frozen=True)
+class CameraLink(_Checked):
+    """Topology between two cameras: whether their views overlap and the plausible transit time.
+
+    Once any link is configured, camera pairs without a link are taken as not connected: their views do not
+    overlap (seeing one person in both at once is impossible) and a direct transit between them costs the full
+    ``transit_weight``.
+    """
+
+    SECTION: ClassVar[str] = "associate.links"
+    a: str
+    b: str
+    overlap: bool = False
+    min_transit: float = 0.0  # seconds
+    max_transit: float = 60.0  # seconds
+
+    def __post_init__(self) -> None:
+        if self.a == self.b:
+            raise InputError(f"associate.links: a link joins two different cameras, got '{self.a}' twice")
+        self._number("min_transit", 0)
+        self._number("max_transit", inf_ok=True)
+        if self.max_transit < self.min_transit:
+            raise InputError(f"associate.links ({self.a}, {self.b}): need min_transit <= max_transit, got "
+                             f"{self.min_transit} and {self.max_transit}")
+
+
+@dataclass(frozen=True)
+class AssociateConfig(_Checked):
+    """Constrained clustering of tracklets into global identities.
+
+    Distances are on the scale of the appearance term, the cosine distance ``1 - cos`` of two tracklet
+    embeddings (0 identical, 1 unrelated); the other terms are added to it (see ``tracker.associate``), and
+    two groups of tracklets are joined while their average-linkage distance is below ``threshold``.
+    ``enabled``: false gives every tracklet its own identity. ``calibration``: a scene.json or a calibration
+    file with per-camera ground-plane homographies (a scene.json's ``overlaps`` say which views overlap).
+    """
+
+    SECTION: ClassVar[str] = "associate"
+    enabled: bool = True
+    threshold: float = 0.6  # merge while the linkage distance is below this (learned on the sample scene)
+    knn: int = 30  # appearance neighbours per tracklet in the sparse similarity graph
+    max_gap: float = 120.0  # seconds: tracklets further apart in time get no edge (.inf: no limit)
+    time_weight: float = 0.1  # added for a wait of max_gap (beyond a link's max_transit), in proportion
+    transit_weight: float = 0.2  # quicker than the links' fastest route allows; full between unlinked cameras
+    world_weight: float = 0.3  # ground term: -world_weight (same spot) .. +world_weight (world_gate apart)
+    world_gate: float = 2.0  # metres: seen at the same time farther apart than this is a cannot-link
+    max_speed: float = 2.0  # m/s: leaving one spot and appearing at another faster than this is penalised
+    speed_weight: float = 0.3  # reached at twice max_speed
+    sync_tolerance: float = 0.5  # seconds two non-overlapping cameras may both see one person (clock error)
+    break_gap: float = 2.0  # seconds: a track starting this soon after another ended may continue it
+    break_radius: float = 2.0  # box heights between the predicted and the actual position of a continuation
+    continuity_weight: float = 0.2  # same-camera continuation: -continuity_weight .. +continuity_weight
+    appearance_scale: float | None = None  # cosine distance counted as 1; None: measured on cannot-link pairs
+    missing_appearance: float = 0.7  # appearance term assumed when a tracklet has no embedding
+    search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
+    exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
+    calibration: str | None = None
+    links: tuple[CameraLink, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "world_gate", "break_radius", "max_speed"):
+            self._number(name, 0, lo_open=True)
+        self._number("max_gap", 0, lo_open=True, inf_ok=True)
+        for name in ("time_weight", "transit_weight", "world_weight", "speed_weight", "sync_tolerance",
+                     "break_gap", "continuity_weight", "missing_appearance"):
+            self._number(name, 0)
+        if self.appearance_scale is not None:
+            self._number("appearance_scale", 0, lo_open=True)
+        for name in ("knn", "search_dim", "exact_search_max"):
+            self._number(name, 1)
+
+
+@dataclass(frozen=True)
+class OutputConfig(_Checked):
+    """What a run writes besides the results store and its exports."""
+
+    SECTION: ClassVar[str] = "output"
     annotated_video: bool = True
-    video_codec: str = "h264"
+
+
+@dataclass(frozen=True)
+class ExecConfig(_Checked):
+    """How the camera stage runs.
+
+    ``executor``: ``local`` or ``ray``. ``workers``: parallel worker processes / Ray CPUs when Ray starts
+    locally (0: ``min(work units, CPU cores)``). ``ray_address``: a running Ray cluster (None: start Ray
+    here). ``chunk_seconds``: cut videos longer than about 1.5 times this into time chunks processed in
+    parallel and stitched (0: whole videos). ``chunk_overlap``: seconds of lead-in each chunk shares with the
+    previous one. ``batch_cameras``: pieces one worker reads round-robin with shared detector and embedder
+    batches (set it to the number of cameras that share a GPU). ``gpus_per_task``: Ray ``num_gpus`` of a task
+    (0: the cluster's GPUs spread over the tasks, at most 1 each). ``force``: recompute cameras found in the
+    cache.
+    """
+
+    SECTION: ClassVar[str] = "execution"
+    executor: str = "local"
+    workers: int = 0
+    ray_address: str | None = None
+    chunk_seconds: float = 0.0
+    chunk_overlap: float = 2.0
+    batch_cameras: int = 1
+    gpus_per_task: float = 0.0
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        self._choice("executor", EXECUTORS)
+        self._number("workers", 0, 4096)
+        self._number("chunk_seconds", 0)
+        if self.chunk_seconds:
+            self._number("chunk_overlap", 0, self.chunk_seconds, lo_open=True, hi_open=True)
+        self._number("batch_cameras", 1, 4096)
+        self._number("gpus_per_task", 0, 1)
+
+
+@dataclass(frozen=True)
+class ModelsConfig(_Checked):
+    """Where model files come from: ``offline`` never uses the network (no downloads; ultralytics is told so
+    too); ``cache_dir`` is the model cache (None: ``$MULTICAM_TRACKER_HOME``, else ``~/.cache/multicam-tracker``)."""
+
+    SECTION: ClassVar[str] = "models"
+    offline: bool = False
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,26 +361,35 @@ class PipelineConfig:
     associate: AssociateConfig = field(default_factory=AssociateConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecConfig = field(default_factory=ExecConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, recursively; unknown keys and wrong types raise InputError."""
+    """Build dataclass ``cls`` from a mapping, recursively; unknown keys, wrong types and values out of range
+    raise InputError prefixed with ``where`` (a file name, or a description of where the values came from)."""
+    try:
+        return _build(cls, data, "")
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _build(cls: type, data: Mapping[str, Any] | None, path: str) -> Any:
     data = {} if data is None else data
     if not isinstance(data, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise InputError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
-            raise InputError(f"{where}: unknown key '{key}' (known keys: {', '.join(sorted(names))})")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()})
+            raise InputError(f"{path or 'config'}: unknown key '{key}' (known keys: {', '.join(sorted(names))})")
+    return cls(**{k: _coerce(v, hints[k], f"{path}.{k}" if path else str(k)) for k, v in data.items()})
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)
+        return _build(tp, value, where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -133,10 +408,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         inner = args[0] if args else Any
         items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise InputError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
     if tp is Any:
         return value
     if tp is bool:
@@ -161,7 +432,7 @@ def load_config(path: str | Path | None) -> PipelineConfig:
         raise InputError(f"{p}: config file not found")
     try:
         data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark else ""
         raise InputError(f"{p}: not valid YAML{line}") from None
@@ -169,19 +440,24 @@ def load_config(path: str | Path | None) -> PipelineConfig:
 
 
 def override(cfg: Any, **changes: Any) -> Any:
-    """Return ``cfg`` with dotted-path fields replaced, skipping ``None`` values (unset CLI flags).
+    """Return ``cfg`` with dotted-path fields replaced, skipping ``None`` values (unset CLI flags). The
+    changed sections check themselves again (InputError when a value is out of range).
 
     ``override(cfg, **{"detect.detector": "motion"})``
     """
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for dotted, value in changes.items():
         if value is None:
             continue
         head, _, rest = dotted.partition(".")
         if rest:
-            cfg = dataclasses.replace(cfg, **{head: override(getattr(cfg, head), **{rest: value})})
+            nested.setdefault(head, {})[rest] = value
         else:
-            cfg = dataclasses.replace(cfg, **{head: value})
-    return cfg
+            direct[head] = value
+    for head, inner in nested.items():  # a section's changes are applied together: checks see them all
+        direct[head] = override(direct.get(head, getattr(cfg, head)), **inner)
+    return dataclasses.replace(cfg, **direct) if direct else cfg
 
 
 def to_dict(cfg: Any) -> dict:
@@ -195,17 +471,24 @@ def dump_yaml(cfg: Any) -> str:
     ``configs/default.yaml`` is ``dump_yaml(PipelineConfig())``; ``track-cameras --print-config`` prints
     the effective config of a command line.
     """
-    lines = ["# multicam-tracker configuration. Every key is optional; unknown keys are errors.",
-             "# Generated by `track-cameras --print-config`; command-line flags override these values."]
+    lines = [
+        "# multicam-tracker configuration. Every key is optional; unknown keys are errors.",
+        "# Generated by `track-cameras --print-config`; command-line flags override these values.",
+    ]
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
-        doc = (type(section).__doc__ or "").strip().splitlines()
         lines.append("")
-        if doc:
-            lines.append(f"# {doc[0]}")
+        lines.extend(f"# {line}" for line in textwrap.wrap(_first_sentence(type(section).__doc__ or ""), 106, break_on_hyphens=False))
         body = yaml.safe_dump({f.name: _plain(section)}, sort_keys=False, default_flow_style=False)
         lines.extend(body.rstrip().splitlines())
     return "\n".join(lines) + "\n"
+
+
+def _first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    head, dot, _ = paragraph.partition(". ")
+    return head + "." if dot else paragraph
 
 
 def _plain(value: Any) -> Any:

@@ -1,80 +1,104 @@
-"""Person detection: ultralytics YOLO, or offline OpenCV detectors when no YOLO weights can be had.
+"""Person detection: ultralytics YOLO, offline OpenCV detectors when no YOLO weights can be had, or MOT files.
 
-All detectors share one interface: ``detect(images) -> list[Detections]`` for a batch of BGR frames, and
-``info() -> dict`` saying what was actually used (for run.json). ``build_detector(cfg, source)`` makes
-one per camera: the motion detector keeps a per-camera background model; YOLO models are loaded once and
-shared between cameras.
+All detectors share one interface (:class:`Detector`): ``detect(frames) -> list[Detections]`` for a batch of
+frames, ``info() -> dict`` saying what was actually used (for run.json), and ``batch_group``, which states what
+the detector needs of the scheduler: detectors with the same non-None ``batch_group`` hold no per-camera state,
+so frames of several cameras may go to one of them in one call (YOLO and HOG); ``None`` means one instance per
+camera (the motion detector's background model, a camera's own detection file).
+:func:`build_detector` makes one for a camera.
 
-* ``yolo``   ultralytics YOLO, person class only, batched.
+* ``yolo``   ultralytics YOLO (``.pt``, ONNX, OpenVINO / TensorRT export folders), person class only, batched.
 * ``motion`` background subtraction (MOG2 with shadow removal) for static cameras.
 * ``hog``    OpenCV's built-in HOG + linear SVM pedestrian detector.
 * ``auto``   YOLO when its weights are on disk or downloadable, else ``motion`` with one warning line.
+* a MOTChallenge detection file per camera (``detect.detections``) replaces the detector.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from tracker import env
-from tracker.config import DetectConfig, MotionConfig
+from tracker.config import DETECTORS, DetectConfig, ModelsConfig, MotionConfig
 from tracker.errors import InputError
-from tracker.types import Detections
+from tracker.geometry import nms
+from tracker.mot import read_mot
+from tracker.types import Detections, Frame
+
+if TYPE_CHECKING:
+    from tracker.video import FrameSource
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("auto", "yolo", "motion", "hog")
-
 
 class Detector(Protocol):
-    name: str
+    """Finds people in frames. ``detect(frames)``: one :class:`Detections` per frame, in order.
+    ``batch_group``: see the module docstring. ``info()``: what was used, for run.json."""
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
+    name: str
+    batch_group: Hashable | None
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]: ...
 
     def info(self) -> dict: ...
 
 
-def resolve_detector(cfg: DetectConfig) -> tuple[DetectConfig, str | None]:
+def resolve_detector(cfg: DetectConfig, models: ModelsConfig = ModelsConfig()) -> tuple[DetectConfig, str | None]:
     """Decide what ``auto`` means here, once: ``yolo`` (with the weights' path) or ``motion``.
 
-    Returns the config with a concrete ``detector`` (and ``weights``) and the reason for falling back to
-    ``motion`` (None when there was no fallback); logs one warning line on a fallback. Other values are
-    checked and returned as they are, ``yolo`` with its weights resolved (downloaded if need be).
+    Returns the config with a concrete ``detector`` and ``device`` (``cpu`` for the OpenCV detectors; for YOLO
+    also the ``weights`` path), and the reason for falling back to ``motion`` (None when there was no fallback); logs one warning line on a fallback. ``yolo`` gets its
+    weights resolved (downloaded into the model cache if need be, unless ``models.offline``).
     """
-    import dataclasses
-
-    if cfg.detector not in DETECTORS:
-        raise InputError(f"detector '{cfg.detector}' is unknown (choose from {', '.join(DETECTORS)})")
     if cfg.detector not in ("auto", "yolo"):
-        return cfg, None
-    weights, why = resolve_yolo_weights(cfg.weights, download=True)
+        return dataclasses.replace(cfg, device="cpu"), None
+    weights, why = resolve_yolo_weights(cfg.weights, models)
     if weights is not None:
-        return dataclasses.replace(cfg, detector="yolo", weights=str(weights)), None
+        try:
+            device = env.resolve_device(cfg.device)
+        except ValueError as exc:
+            raise InputError(f"detect.device: {exc}") from None
+        return dataclasses.replace(cfg, detector="yolo", weights=str(weights), device=device), None
     if cfg.detector == "yolo":
         raise InputError(f"{cfg.weights}: YOLO weights unavailable ({why})")
-    _warn_once(f"YOLO unavailable ({why}); using the offline 'motion' detector. "
-               f"Get YOLO by running once with network access or pass --detector-weights PATH.")
-    return dataclasses.replace(cfg, detector="motion"), why
+    _warn_once(
+        f"YOLO unavailable ({why}); using the offline 'motion' detector. "
+        f"Get YOLO by running once with network access or pass --detector-weights PATH."
+    )
+    return dataclasses.replace(cfg, detector="motion", device="cpu"), why
 
 
-def build_detector(cfg: DetectConfig, background: Sequence[np.ndarray] = ()) -> Detector:
-    """Make the detector ``cfg.detector`` names for one camera (``auto`` is resolved first).
-
-    ``background`` is a few frames spread over the camera's video; the motion detector builds its
-    initial background model from their median so that people present from the first frame are found.
-    """
-    cfg, fallback = resolve_detector(cfg)
+def build_detector(
+    cfg: DetectConfig,
+    models: ModelsConfig = ModelsConfig(),
+    source: FrameSource | None = None,
+    detections: str | Path | None = None,
+) -> Detector:
+    """The detector for one camera: its MOT ``detections`` file when given, else what ``cfg.detector`` names
+    (``auto`` is resolved first). ``source`` is the camera's frames: the motion detector seeds its background
+    model with the median of ``cfg.motion.background_frames`` frames spread over it, so that people present
+    from the first frame are found."""
+    if detections is not None:
+        return FileDetector(detections)
+    cfg, fallback = resolve_detector(cfg, models) if cfg.detector == "auto" else (cfg, None)
     if cfg.detector == "yolo":
-        return YoloDetector(cfg, Path(cfg.weights))
+        return YoloDetector(cfg, models)
     if cfg.detector == "motion":
-        return MotionDetector(cfg.motion, background, fallback_reason=fallback)
-    return HogDetector(cfg)
+        count = cfg.motion.background_frames
+        samples = source.sample_images(count) if source is not None and count else []
+        return MotionDetector(cfg.motion, samples, fallback_reason=fallback)
+    if cfg.detector == "hog":
+        return HogDetector(cfg)
+    raise InputError(f"detect.detector: {cfg.detector!r} is not one of {', '.join(DETECTORS)}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,43 +106,87 @@ def _warn_once(message: str) -> None:
     log.warning(message)
 
 
+# ------------------------------------------------------------------------------------ detection files
+
+
+def read_mot_detections(path: str | Path) -> dict[int, Detections]:
+    """A MOTChallenge detection file (``frame,id,x,y,w,h,conf,...``) as per-frame Detections.
+
+    Scores above 1 (some public detectors give raw scores) are kept; the tracker's thresholds apply to them as
+    given, so choose thresholds to match the detector. A file that is not one raises InputError.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: detection file not found")
+    rows = read_mot(p, 7)
+    out: dict[int, Detections] = {}
+    if not len(rows):
+        return out
+    frames = rows[:, 0].astype(np.int64)
+    order = np.argsort(frames, kind="stable")
+    rows, frames = rows[order], frames[order]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(rows)]):
+        out[int(frames[s])] = Detections.from_xywh(rows[s:e, 2:6], rows[s:e, 6])
+    return out
+
+
+class FileDetector:
+    """A camera's MOT detection file as a detector: the boxes of each frame number, read once."""
+
+    name = "file"
+    batch_group = None
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.by_frame = read_mot_detections(self.path)
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [self.by_frame.get(f.index, Detections.empty()) for f in frames]
+
+    def info(self) -> dict:
+        return {"detector": "file", "detections": str(self.path)}
+
+
 # --------------------------------------------------------------------------------------------- YOLO
 
 
-def _prepare_ultralytics() -> None:
-    """Keep ultralytics offline-safe: no pip installs, no telemetry, settings in our own cache folder.
+def _prepare_ultralytics(models: ModelsConfig) -> None:
+    """Keep ultralytics offline-safe: no pip installs, no telemetry, settings in our own model cache.
 
     Must run before the first ``import ultralytics`` (it reads these variables at import).
     """
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(env.cache_dir() / "ultralytics"))
+    cache = env.cache_dir(models.cache_dir)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache / "ultralytics"))
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    if env.offline():
+    if models.offline:
         os.environ["YOLO_OFFLINE"] = "1"
     from ultralytics.utils import SETTINGS
 
-    wanted = {"sync": False, "weights_dir": str(env.cache_dir() / "weights")}
+    wanted = {"sync": False, "weights_dir": str(cache / "weights")}
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)
 
 
-def resolve_yolo_weights(weights: str, download: bool) -> tuple[Path | None, str]:
+def resolve_yolo_weights(weights: str, models: ModelsConfig, download: bool = True) -> tuple[Path | None, str]:
     """Find YOLO weights on disk (as given, then in the model cache) or download official ones there.
 
-    Returns ``(path, "")`` or ``(None, reason)``. Never hangs offline: the download is skipped at once
-    when offline, and a failed name lookup fails at once.
+    ``weights`` may be a file ultralytics loads (``.pt``, ``.onnx``, ``.engine``, ...) or an export folder
+    (OpenVINO, TensorRT). Returns ``(path, "")`` or ``(None, reason)``. Never hangs offline: the download is
+    skipped at once when ``models.offline`` (or not ``download``), and a failed name lookup fails at once.
     """
     given = Path(weights).expanduser()
-    if given.is_file():
+    if given.exists():
         return given, ""
-    cached = env.cache_dir() / "weights" / given.name
-    if cached.is_file():
+    cached = env.cache_dir(models.cache_dir) / "weights" / given.name
+    if cached.exists():
         return cached, ""
     if given.parent != Path("."):
         return None, f"{given} not found"
-    if not download or env.offline():
+    if not download or models.offline:
         return None, f"{given.name} is not in {cached.parent} and downloads are off (offline)"
-    _prepare_ultralytics()
+    _prepare_ultralytics(models)
     try:
         from ultralytics.utils.downloads import attempt_download_asset
 
@@ -129,53 +197,47 @@ def resolve_yolo_weights(weights: str, download: bool) -> tuple[Path | None, str
 
 
 @functools.lru_cache(maxsize=4)
-def _load_yolo(path: str, device: str):
-    _prepare_ultralytics()
+def _load_yolo(path: str, models: ModelsConfig):
+    _prepare_ultralytics(models)
     from ultralytics import YOLO
 
     try:
         model = YOLO(path, task="detect")
     except Exception as exc:
-        raise InputError(f"{path}: not a loadable YOLO checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: not a loadable YOLO model ({type(exc).__name__}: {exc})") from None
     return model
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda:0`` when a CUDA GPU is present, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
 class YoloDetector:
-    """ultralytics YOLO restricted to the COCO ``person`` class (id 0), batched over frames."""
+    """ultralytics YOLO restricted to the COCO ``person`` class, batched over frames (of any cameras)."""
 
     name = "yolo"
 
-    def __init__(self, cfg: DetectConfig, weights: Path):
+    def __init__(self, cfg: DetectConfig, models: ModelsConfig = ModelsConfig()):
         self.cfg = cfg
-        self.weights = Path(weights)
-        self.device = resolve_device(cfg.device)
-        self.model = _load_yolo(str(self.weights), self.device)
+        self.weights = Path(cfg.weights)
+        self.device = env.resolve_device(cfg.device)
+        self.model = _load_yolo(str(self.weights), models)
         names = getattr(self.model, "names", {}) or {}
         ids = [k for k, v in names.items() if v == "person"]
         self.person = ids[0] if ids else 0
+        self.batch_group = ("yolo", str(self.weights), self.device, cfg.imgsz, cfg.conf, cfg.iou, cfg.half)
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        if not len(images):
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        if not len(frames):
             return []
         results = self.model.predict(
-            list(images), imgsz=self.cfg.imgsz, conf=min(self.cfg.conf, 0.1), iou=self.cfg.iou,
-            classes=[self.person], device=self.device, half=self.cfg.half and self.device != "cpu",
-            verbose=False, batch=self.cfg.batch,
+            [f.image for f in frames],
+            imgsz=self.cfg.imgsz,
+            conf=self.cfg.conf,
+            iou=self.cfg.iou,
+            classes=[self.person],
+            device=self.device,
+            half=self.cfg.half and self.device != "cpu",
+            verbose=False,
+            batch=self.cfg.batch,
         )
-        out = []
-        for r in results:
-            boxes = r.boxes
-            out.append(Detections(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy()))
-        return out
+        return [Detections(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy()) for r in results]
 
     def info(self) -> dict:
         return {"detector": "yolo", "weights": str(self.weights), "device": self.device, "imgsz": self.cfg.imgsz}
@@ -245,6 +307,7 @@ class MotionDetector:
     """
 
     name = "motion"
+    batch_group = None
 
     def __init__(self, cfg: MotionConfig, background: Sequence[np.ndarray] = (), fallback_reason: str | None = None):
         self.cfg = cfg
@@ -263,8 +326,8 @@ class MotionDetector:
                 self.subtractor.apply(median, learningRate=-1)
             self.frames_seen = cfg.warmup_frames
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        return [self._one(im) for im in images]
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [self._one(f.image) for f in frames]
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
         if self.cfg.scale == 1.0:
@@ -360,6 +423,7 @@ class HogDetector:
     """OpenCV's default people detector (HOG + linear SVM, 64x128 window), upscaled for small people."""
 
     name = "hog"
+    batch_group = ("hog",)
 
     def __init__(self, cfg: DetectConfig, upscale: float = 2.0):
         self.cfg = cfg
@@ -367,9 +431,9 @@ class HogDetector:
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         out = []
-        for image in images:
+        for image in (f.image for f in frames):
             big = cv2.resize(image, None, fx=self.upscale, fy=self.upscale, interpolation=cv2.INTER_LINEAR)
             rects, weights = self.hog.detectMultiScale(big, winStride=(8, 8), padding=(8, 8), scale=1.05)
             if len(rects) == 0:
@@ -384,18 +448,3 @@ class HogDetector:
     def info(self) -> dict:
         return {"detector": "hog"}
 
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best first."""
-    from tracker.track import iou_matrix
-
-    order = np.argsort(-scores)
-    iou = iou_matrix(boxes, boxes)
-    keep: list[int] = []
-    suppressed = np.zeros(len(boxes), bool)
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= iou[i] > iou_thresh
-    return np.asarray(keep, np.int64)

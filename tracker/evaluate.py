@@ -44,6 +44,7 @@ import numpy as np
 
 from tracker.errors import InputError, cli_entry
 from tracker.fsutil import atomic_write_json
+from tracker.mot import read_mot
 
 #: The metric keys of one scored sequence, in table order.
 RATIO_KEYS = ("HOTA", "DetA", "AssA", "LocA", "IDF1", "IDP", "IDR", "MOTA", "MOTP")
@@ -268,45 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------------------------- inputs
 
 
-def _read_mot(path: Path, min_cols: int) -> np.ndarray:
-    """Read a MOT text file (comma- or space-separated) into an (N, C) float64 array, C >= ``min_cols``.
-
-    Rows of unequal length (some writers add trailing commas or extra columns) are cut to the shortest.
-    """
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    if not text.strip():
-        return np.zeros((0, min_cols))
-    try:  # fast path: a regular table
-        first = text.lstrip().split("\n", 1)[0]
-        data = np.loadtxt(io.StringIO(text), delimiter="," if "," in first else None, ndmin=2)
-    except ValueError:
-        data = _read_ragged(path, text)
-    if data.shape[1] < min_cols:
-        raise InputError(f"{path}: fewer than {min_cols} columns (not a MOTChallenge file)")
-    if not np.isfinite(data).all():
-        raise InputError(f"{path}: not a MOTChallenge file (nan or inf values)")
-    frames = data[:, 0]
-    if (frames < 1).any() or (frames != np.round(frames)).any():
-        raise InputError(f"{path}: frame numbers must be whole numbers >= 1")
-    return data
-
-
-def _read_ragged(path: Path, text: str) -> np.ndarray:
-    """Slow path of :func:`_read_mot`: split every line, keep the columns all rows have."""
-    rows = [r for r in (line.replace(",", " ").split() for line in text.splitlines()) if r]
-    width = min(len(r) for r in rows)
-    try:
-        return np.array([r[:width] for r in rows], dtype=np.float64)
-    except ValueError:
-        raise InputError(f"{path}: not a MOTChallenge file (non-numeric values)") from None
-
-
 def _read_gt(path: Path) -> np.ndarray:
     """(G, 9) gt ``frame, id, x, y, w, h, mark, class, visibility``; class 1 where the file has no classes."""
-    data = _read_mot(path, 6)
+    data = read_mot(path, 6)
     out = np.ones((len(data), 9))
     out[:, : min(9, data.shape[1])] = data[:, :9]
     has_classes = data.shape[1] >= 8 and np.isin(data[:, 7], _VALID_CLASSES).all()
@@ -319,7 +284,7 @@ def _read_results(path: Path | None) -> np.ndarray:
     """(R, 7) results ``frame, id, x, y, w, h, conf`` (conf 1 when absent); empty when ``path`` is None."""
     if path is None:
         return np.zeros((0, 7))
-    data = _read_mot(path, 6)
+    data = read_mot(path, 6)
     out = np.ones((len(data), 7))
     out[:, : min(7, data.shape[1])] = data[:, :7]
     return out

@@ -25,6 +25,8 @@ import numpy as np
 
 from tracker.errors import InputError, cli_entry
 from tracker.fsutil import atomic_write_text
+from tracker.geometry import foot_points, to_ground, xywh_to_xyxy
+from tracker.mot import mot_text
 from tracker.store import CAMERA_SEPARATOR, ResultsStore
 
 DB_NAME = "results.sqlite"
@@ -36,12 +38,6 @@ def results_path(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: run directory not found")
     return run_dir / DB_NAME
-
-
-def mot_text(rows: np.ndarray) -> str:
-    """MOTChallenge text of (N, 7) rows ``frame, id, x, y, w, h, conf`` (already sorted)."""
-    return "".join(f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.3f},-1,-1,-1\n"
-                   for f, i, x, y, w, h, c in rows.tolist())
 
 
 def identities_text(store: ResultsStore) -> str:
@@ -56,23 +52,18 @@ def identities_text(store: ResultsStore) -> str:
 
 
 def ground_points(homography: np.ndarray | None, xywh: np.ndarray) -> np.ndarray:
-    """(N, 2) float64 ground-plane coordinates of the boxes' foot points (bottom centre).
-
-    ``homography`` (3, 3) maps ground (x, y, 1) to image pixels, so its inverse maps the foot point back.
-    All ``-1`` when ``homography`` is None or singular, or where a point falls on the horizon.
-    """
+    """(N, 2) float64 ground-plane coordinates (metres) of the foot points of ``xywh`` boxes; ``-1`` where
+    the camera is uncalibrated (``homography`` None or singular) or a point lies on or above the horizon."""
     out = np.full((len(xywh), 2), -1.0)
     if homography is None or not len(xywh):
         return out
     try:
-        inv = np.linalg.inv(np.asarray(homography, np.float64))
+        inverse = np.linalg.inv(np.asarray(homography, np.float64))
     except np.linalg.LinAlgError:
         return out
-    xywh = np.asarray(xywh, np.float64)
-    foot = np.c_[xywh[:, 0] + xywh[:, 2] / 2, xywh[:, 1] + xywh[:, 3], np.ones(len(xywh))]
-    g = foot @ inv.T
-    ok = np.abs(g[:, 2]) > 1e-12
-    out[ok] = g[ok, :2] / g[ok, 2:]
+    ground = to_ground(inverse, foot_points(xywh_to_xyxy(np.asarray(xywh, np.float64))))
+    ok = np.isfinite(ground).all(axis=1)
+    out[ok] = ground[ok]
     return out
 
 

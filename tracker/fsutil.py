@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Safe file output: atomic writes (a temporary file beside the target, then a rename) and names that are
+safe to use as file names.
 
 An interrupted run therefore leaves either the previous file or none, never half of one.
 """
@@ -9,9 +10,29 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from tracker.errors import InputError
+
+MAX_NAME = 100
+_NAME = re.compile(r"^\w[\w .+@=,()\[\]-]*$")
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` when it is safe as a file name (camera names become ``mot/<name>.txt``), else InputError.
+
+    Safe: 1-100 characters, starting with a letter, digit or ``_``, then letters, digits and ``_ .+@=,()[]-``
+    only: no path separators, no ``..`` (a leading dot), no control characters.
+    """
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not _NAME.match(name) or ".." in name:
+        raise InputError(
+            f"{what}: {name!r} is not a safe camera name (1-{MAX_NAME} letters, digits, spaces and ._-+@=,()[], "
+            "starting with a letter or digit; no '/' or '..')"
+        )
+    return name
 
 
 @contextlib.contextmanager

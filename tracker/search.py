@@ -20,13 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from tracker.config import ModelsConfig, ReidConfig, from_dict
 from tracker.errors import InputError, cli_entry
 from tracker.store import ResultsStore, TrackletInfo, decode_image
-
-REID_FIELDS_FROM_INFO = ("embedder", "weights", "sha256", "interpolation", "flip")
-"""Keys of the embedder's ``info()`` that say what the run actually used (``auto`` may have fallen back,
-``flip`` may have come from the checkpoint); they override the run's ``reid`` config."""
-
 
 @dataclass(frozen=True)
 class TrackletMatch:
@@ -59,26 +55,14 @@ class SearchResult:
     tracklets: list[TrackletMatch]
 
 
-def run_reid_config(meta: dict) -> Any | None:
-    """The :class:`~tracker.reid.config.ReidConfig` that rebuilds the run's embedder, or None when the
-    run used no embedder. The config's ``embedder``/``weights`` are replaced by what the run actually
-    used (its embedder ``info()``), and downloads are off: search must not fetch a different model."""
-    from tracker.config import from_dict
-    from tracker.reid.config import VARIANTS, ReidConfig
-
-    info = meta.get("embedder")
-    if not info:
+def run_reid_config(meta: dict) -> ReidConfig | None:
+    """The :class:`~tracker.config.ReidConfig` that rebuilds the run's embedder: the run's resolved ``reid``
+    config (run.json ``config.reid``) with downloads off (search must not fetch a different model) and the
+    device chosen for this machine. None when the run used no embedder."""
+    if not meta.get("embedder"):
         return None
-    cfg = dict(meta.get("config", {}).get("reid") or {})
-    for key in REID_FIELDS_FROM_INFO:
-        if info.get(key) is not None:
-            cfg[key] = info[key]
-    if info.get("variant") in VARIANTS:
-        cfg["variant"] = info["variant"]
-    if isinstance(info.get("input"), (list, tuple)) and len(info["input"]) == 2:
-        cfg["height"], cfg["width"] = (int(v) for v in info["input"])
-    cfg["download"] = False
-    return from_dict(ReidConfig, cfg, "results store run metadata: reid")
+    cfg = from_dict(ReidConfig, meta.get("config", {}).get("reid") or {}, "results store run metadata: reid")
+    return dataclasses.replace(cfg, download=False, device="auto")
 
 
 def run_embedder(meta: dict) -> Any | None:
@@ -88,7 +72,8 @@ def run_embedder(meta: dict) -> Any | None:
         return None
     from tracker.reid import build_embedder
 
-    return build_embedder(cfg)
+    cache = (meta.get("config", {}).get("models") or {}).get("cache_dir")
+    return build_embedder(cfg, ModelsConfig(offline=True, cache_dir=cache))
 
 
 def embed_query(embedder: Any, image: np.ndarray) -> np.ndarray:

@@ -13,72 +13,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import lap
+import math
+
 import numpy as np
 from filterpy.kalman import update as kf_update
 
 from tracker.config import TrackConfig
+from tracker.geometry import (
+    crop_box,
+    cxcywh_to_xyxy,
+    interpolate_gaps,
+    iou_matrix,
+    linear_assignment,
+    visibility,
+    xyxy_to_cxcywh,
+)
 from tracker.types import Crop, Detections, Tracklet
+
+# Crop height (pixels) at which the size term of crop_quality reaches 1 - 1/e: a person this tall
+# already shows clothing texture and colour layout clearly; taller crops add little.
+QUALITY_HEIGHT = 96.0
+
+
+
+def crop_quality(box_h: float, score: float, visibility: float = 1.0) -> float:
+    """Weight in [0, 1] of one crop: which crops a track keeps, and how much each counts in its tracklet's
+    appearance embedding.
+
+    ``size * confidence * visibility``, where ``size = 1 - exp(-box_h / 96)`` rises with the box height
+    in pixels and saturates (24 px -> 0.22, 96 px -> 0.63, 200 px -> 0.88), ``score`` is the detector
+    confidence and ``visibility`` the unoccluded fraction (1 when unknown). Each factor is clipped to
+    [0, 1]; larger, more confident, less occluded crops get higher weight.
+    """
+    size = 1.0 - math.exp(-max(float(box_h), 0.0) / QUALITY_HEIGHT)
+    conf = min(max(float(score), 0.0), 1.0)
+    vis = min(max(float(visibility), 0.0), 1.0)
+    return size * conf * vis
+
+
+def max_misses(cfg: TrackConfig, fps: float) -> int:
+    """Processed frames a track may go unmatched before it dies (``max_age`` seconds at ``fps``); also the
+    longest gap a finished tracklet is interpolated across."""
+    return max(1, int(round(cfg.max_age * fps)))
+
 
 _F = np.eye(8)
 _F[:4, 4:] = np.eye(4)
 _H = np.eye(4, 8)
 # Noise scales relative to the box height (as in DeepSORT / ByteTrack): position and velocity.
 _STD_POS, _STD_VEL = 1.0 / 20, 1.0 / 160
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every pair: ``a`` (N, 4) and ``b`` (M, 4) xyxy -> (N, M) float32."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-
-
-def visibility(boxes: np.ndarray) -> np.ndarray:
-    """(N,) fraction of each box not covered by a box whose bottom edge is lower (nearer the camera)."""
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    n = len(boxes)
-    if n < 2:
-        return np.ones(n, np.float32)
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    nearer = boxes[None, :, 3] > boxes[:, None, 3]
-    area = np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1e-6)
-    covered = np.where(nearer, inter, 0).max(axis=1) / area
-    return np.clip(1.0 - covered, 0.0, 1.0).astype(np.float32)
-
-
-def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Minimum-cost matching (Hungarian / Jonker-Volgenant via lap) that never pairs above ``max_cost``.
-
-    Returns ``(matches (K, 2) int rows/cols, unmatched_rows, unmatched_cols)``.
-    """
-    n, m = cost.shape
-    if n == 0 or m == 0:
-        return np.zeros((0, 2), int), np.arange(n), np.arange(m)
-    _, x, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True, cost_limit=max_cost)
-    rows = np.flatnonzero(x >= 0)
-    matches = np.c_[rows, x[rows]].astype(int)
-    unmatched_cols = np.setdiff1d(np.arange(m), matches[:, 1])
-    return matches, np.flatnonzero(x < 0), unmatched_cols
-
-
-def _xyxy_to_z(box: np.ndarray) -> np.ndarray:
-    w, h = box[2] - box[0], box[3] - box[1]
-    return np.array([box[0] + w / 2, box[1] + h / 2, w, h], np.float64)
-
-
-def _x_to_xyxy(x: np.ndarray) -> np.ndarray:
-    cx, cy, w, h = x[:4]
-    w, h = max(w, 1.0), max(h, 1.0)
-    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
 
 
 @dataclass
@@ -100,12 +83,13 @@ class _Track:
 
     @property
     def box(self) -> np.ndarray:
-        return _x_to_xyxy(self.x)
+        """(4,) float32 xyxy of the current state."""
+        return cxcywh_to_xyxy(self.x[None])[0]
 
     def update(self, box: np.ndarray, score: float) -> None:
         h = max(self.x[3], 1.0)
         r = np.diag(np.full(4, (_STD_POS * h) ** 2))
-        self.x, self.P = kf_update(self.x, self.P, _xyxy_to_z(box), r, _H)
+        self.x, self.P = kf_update(self.x, self.P, xyxy_to_cxcywh(box)[0], r, _H)
         self.hits += 1
         self.misses = 0
 
@@ -135,7 +119,7 @@ def predict_all(tracks: list[_Track], vel_scale: float = 1.0) -> None:
 
 
 def _new_state(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z = _xyxy_to_z(box)
+    z = xyxy_to_cxcywh(box)[0]
     h = max(z[3], 1.0)
     std = np.r_[[2 * _STD_POS * h] * 4, [10 * _STD_VEL * h] * 4]
     return np.r_[z, np.zeros(4)], np.diag(std**2)
@@ -152,17 +136,17 @@ class CameraTracker:
     camera : str
         Camera name stamped on the tracklets.
     quality : callable, optional
-        ``quality(box_height, score, visibility) -> float`` weighing crops for re-identification.
+        ``quality(box_height, score, visibility) -> float`` weighing crops (default :func:`crop_quality`).
     """
 
-    def __init__(self, cfg: TrackConfig, fps: float, camera: str = "cam", quality=None):
+    def __init__(self, cfg: TrackConfig, fps: float, camera: str = "cam", quality=crop_quality):
         self.cfg = cfg
         self.camera = camera
-        self.max_misses = max(1, int(round(cfg.max_age * fps)))
+        self.max_misses = max_misses(cfg, fps)
         self.crop_every = max(1, int(round(fps / 2)))
         # Velocity noise is tuned per frame at 30 fps; at lower rates velocity changes more between frames.
         self.vel_scale = 30.0 / max(fps, 1e-3)
-        self._quality = quality or _default_quality
+        self._quality = quality
         self._tracks: list[_Track] = []
         self._done: list[_Track] = []
         self._next_id = 1
@@ -284,39 +268,6 @@ class CameraTracker:
         return Tracklet(self.camera, t.track_id, frames, times, boxes, scores, crops=sorted(t.crops, key=lambda c: c.frame))
 
 
-def interpolate_gaps(frames, times, boxes, scores, max_gap: int, step: int | None = None):
-    """Fill gaps of at most ``max_gap`` missing steps linearly (interpolated rows get score 0).
-
-    ``step`` is the frame spacing of processed frames (the smallest gap in ``frames`` when not given).
-    """
-    if len(frames) < 2:
-        return frames, times, boxes, scores
-    diffs = np.diff(frames)
-    step = int(step or diffs.min())
-    gaps = np.flatnonzero((diffs > step) & (diffs <= step * (max_gap + 1)))
-    if not len(gaps):
-        return frames, times, boxes, scores
-    parts_f, parts_t, parts_b, parts_s = [frames], [times], [boxes], [scores]
-    for g in gaps:
-        new_f = np.arange(frames[g] + step, frames[g + 1], step)
-        a = (new_f - frames[g]) / (frames[g + 1] - frames[g])
-        parts_f.append(new_f)
-        parts_t.append(times[g] + a * (times[g + 1] - times[g]))
-        parts_b.append((boxes[g] + a[:, None] * (boxes[g + 1] - boxes[g])).astype(np.float32))
-        parts_s.append(np.zeros(len(new_f), np.float32))
-    f = np.concatenate(parts_f)
-    order = np.argsort(f, kind="stable")
-    return f[order], np.concatenate(parts_t)[order], np.concatenate(parts_b)[order], np.concatenate(parts_s)[order]
-
-
-def crop_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The part of ``image`` inside ``box`` (xyxy), clipped to the image and at least 1x1 (a view, no copy)."""
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = np.round(box).astype(int)
-    x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
-    return image[y1 : max(min(y2, h), y1 + 1), x1 : max(min(x2, w), x1 + 1)]
-
-
 def _cut(image: np.ndarray, box: np.ndarray, min_height: int) -> np.ndarray | None:
     """Copy the box out of the image, or None when it is too small or mostly outside the frame."""
     crop = crop_box(image, box)
@@ -324,7 +275,3 @@ def _cut(image: np.ndarray, box: np.ndarray, min_height: int) -> np.ndarray | No
     if crop.shape[0] < min_height or crop.shape[1] < 4 or crop.shape[0] * crop.shape[1] < 0.8 * (x2 - x1) * (y2 - y1):
         return None
     return crop.copy()
-
-
-def _default_quality(height: float, score: float, vis: float) -> float:
-    return float(np.clip(height / 256.0, 0, 1) * np.clip(score, 0, 1) * vis)

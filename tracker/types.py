@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from tracker.geometry import xywh_to_xyxy, xyxy_to_xywh
+
 
 def _as(a, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
     arr = np.asarray(a, dtype=dtype)
@@ -66,8 +68,7 @@ class Detections:
     @classmethod
     def from_xywh(cls, xywh: np.ndarray, confidence: np.ndarray, **kw) -> "Detections":
         """Build from MOTChallenge-style ``x, y, w, h`` boxes (top-left corner, width, height)."""
-        b = np.asarray(xywh, np.float32).reshape(-1, 4)
-        return cls(np.c_[b[:, :2], b[:, :2] + b[:, 2:]], confidence, **kw)
+        return cls(xywh_to_xyxy(np.asarray(xywh, np.float32)), confidence, **kw)
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -86,25 +87,7 @@ class Detections:
     @property
     def xywh(self) -> np.ndarray:
         """(N, 4) float32 boxes as ``x, y, w, h`` (MOTChallenge convention)."""
-        return np.c_[self.xyxy[:, :2], self.xyxy[:, 2:] - self.xyxy[:, :2]].astype(np.float32)
-
-    @property
-    def area(self) -> np.ndarray:
-        wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return wh[:, 0] * wh[:, 1]
-
-    @staticmethod
-    def merge(parts: list["Detections"]) -> "Detections":
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return Detections.empty()
-        keys = set.intersection(*(set(p.data) for p in parts))
-        return Detections(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.confidence for p in parts]),
-            np.concatenate([p.tracker_id for p in parts]),
-            {k: np.concatenate([p.data[k] for p in parts]) for k in keys},
-        )
+        return xyxy_to_xywh(self.xyxy)
 
 
 @dataclass
@@ -195,11 +178,6 @@ class Tracklet:
     @property
     def key(self) -> tuple[str, int]:
         return (self.camera, self.track_id)
-
-    def foot_points(self) -> np.ndarray:
-        """(T, 2) float32 bottom-centre of each box: where the person stands on the ground."""
-        b = self.boxes
-        return np.c_[(b[:, 0] + b[:, 2]) / 2, b[:, 3]].astype(np.float32)
 
     def iter_rows(self) -> Iterator[tuple[int, np.ndarray, float]]:
         for f, b, s in zip(self.frames, self.boxes, self.scores):

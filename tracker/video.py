@@ -20,9 +20,10 @@ from tracker.errors import InputError
 
 # FFmpeg's own log lines ("moov atom not found") would precede our one-line error; we report failures ourselves.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-from tracker.types import CameraInfo, Detections, Frame
+from tracker.types import CameraInfo, Frame
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+"""File suffixes read as images: frames of a folder, crops of a ReID data set."""
 DEFAULT_FOLDER_FPS = 25.0
 
 
@@ -229,34 +230,6 @@ def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSourc
         height, width = _read_image(images[0]).shape[:2]
     info = CameraInfo(camera, str(p), width, height, fps, offset, length)
     return FrameSource(info, stride, _images=images)
-
-
-def read_mot_detections(path: str | Path, min_conf: float = -np.inf) -> dict[int, Detections]:
-    """Read a MOTChallenge detection file (``frame,id,x,y,w,h,conf,...``) into per-frame Detections.
-
-    Scores above 1 (some public detectors give raw scores) are kept; the tracker's thresholds apply to them
-    as given, so choose thresholds to match the detector.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: detection file not found")
-    try:
-        rows = np.loadtxt(p, delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError:
-        raise InputError(f"{p}: not a MOTChallenge detection file (frame,id,x,y,w,h,conf,...)") from None
-    if rows.size == 0:
-        return {}
-    if rows.shape[1] < 7:
-        raise InputError(f"{p}: needs at least 7 comma-separated columns, found {rows.shape[1]}")
-    rows = rows[rows[:, 6] >= min_conf]
-    out: dict[int, Detections] = {}
-    frames = rows[:, 0].astype(np.int64)
-    order = np.argsort(frames, kind="stable")
-    rows, frames = rows[order], frames[order]
-    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
-    for s, e in zip(starts, np.r_[starts[1:], len(rows)]):
-        out[int(frames[s])] = Detections.from_xywh(rows[s:e, 2:6], rows[s:e, 6])
-    return out
 
 
 class H264Writer:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-import tracker
 from tracker.errors import InputError, cli_entry
 
 PATH_ENV = "TRACK_VIEW_PATH"
@@ -26,7 +25,7 @@ DB_NAME = "results.sqlite"
 
 def viewer_script() -> Path:
     """``apps/viewer.py`` of the repository the package is installed from (editable install)."""
-    script = Path(tracker.__file__).resolve().parents[1] / "apps" / "viewer.py"
+    script = Path(__file__).resolve().parents[1] / "apps" / "viewer.py"
     if not script.is_file():
         raise InputError(f"{script}: the review app is missing (track-view needs the multicam-tracker "
                          "source checkout, installed with pip install -e)")

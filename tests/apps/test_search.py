@@ -11,7 +11,7 @@ import pytest
 
 from tests.test_store import make_cameras, make_tracklets, need_embedder, write_test_run
 from tracker.search import main, run_reid_config, search
-from tracker.store import ResultsStore
+from tracker.store import ResultsStore, write_store
 
 
 @pytest.fixture
@@ -36,8 +36,7 @@ def test_search_ranks_identities_and_tracklets(tmp_path):
         v = rng.normal(size=8).astype(np.float32)
         t.embedding = v / np.linalg.norm(v)
     path = tmp_path / "r.sqlite"
-    with ResultsStore.create(path) as store:
-        store.write_run(meta={}, cameras=make_cameras(), tracklets=tracklets)
+    write_store(path, meta={}, cameras=make_cameras(), tracklets=tracklets)
     target = tracklets[5]  # cam2 track 2, identity 2
     with ResultsStore.open(path) as store:
         result = search(store, target.embedding, top=3)
@@ -58,12 +57,11 @@ def test_search_ranks_identities_and_tracklets(tmp_path):
     np.testing.assert_allclose(dists, want, atol=1e-6)
 
 
-def test_run_reid_config_uses_what_the_run_used():
-    meta = {"config": {"reid": {"embedder": "auto", "batch_size": 8}},
-            "embedder": {"embedder": "histogram", "dim": 100, "weights": None, "variant": "hsv...",
-                         "fallback": "offline"}}
+def test_run_reid_config_is_the_runs_resolved_config():
+    meta = {"config": {"reid": {"embedder": "histogram", "batch_size": 8, "device": "cuda:0"}},
+            "embedder": {"embedder": "histogram", "dim": 100}}
     cfg = run_reid_config(meta)
-    assert (cfg.embedder, cfg.batch_size, cfg.download) == ("histogram", 8, False)
+    assert (cfg.embedder, cfg.batch_size, cfg.download, cfg.device) == ("histogram", 8, False, "auto")
     assert run_reid_config({"config": {"reid": {"embedder": "none"}}, "embedder": None}) is None
 
 

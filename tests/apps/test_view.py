@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker
+import tracker.view
 from tests.test_store import write_test_run
 from tracker.errors import InputError
 from tracker.view import find_runs, main, read_frame, run_file, streamlit_command, viewer_script
@@ -73,6 +73,6 @@ def test_track_view_errors(tmp_path, capsys, monkeypatch):
             main(args)
         err = capsys.readouterr().err.strip()
         assert exc.value.code == 2 and err.startswith("track-view: error: ") and msg in err
-    monkeypatch.setattr(tracker, "__file__", str(tmp_path / "site" / "tracker" / "__init__.py"))
+    monkeypatch.setattr(tracker.view, "__file__", str(tmp_path / "site" / "tracker" / "view.py"))
     with pytest.raises(InputError, match="the review app is missing"):
         viewer_script()

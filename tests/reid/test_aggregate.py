@@ -1,18 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.reid import crop_quality, tracklet_embedding
-
-
-def test_crop_quality_range_and_monotonic():
-    assert crop_quality(0, 1.0) == 0.0
-    values = [crop_quality(h, 0.9) for h in (10, 24, 50, 100, 200, 400)]
-    assert all(0 <= v <= 1 for v in values)
-    assert values == sorted(values) and values[-1] > 0.9 * 0.9
-    assert crop_quality(100, 0.9) > crop_quality(100, 0.5)
-    assert crop_quality(100, 0.9, visibility=1.0) > crop_quality(100, 0.9, visibility=0.3)
-    assert crop_quality(1e6, 5.0, 7.0) <= 1.0  # inputs out of range are clipped
-    assert crop_quality(100, -1.0) == 0.0
+from tracker.reid import tracklet_embedding
 
 
 def test_tracklet_embedding_weighted_mean_renormalised():

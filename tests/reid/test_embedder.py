@@ -10,7 +10,8 @@ import torch
 
 from tests.reid.conftest import SMALL_H, SMALL_W, person_crop
 from tracker.errors import InputError
-from tracker.reid import Embedder, ReidConfig, build_embedder
+from tracker.config import ModelsConfig, ReidConfig
+from tracker.reid import Embedder, build_embedder
 from tracker.reid.weights import DownloadError, download, sha256_file
 
 
@@ -26,29 +27,29 @@ def test_none_and_histogram():
 
 def test_invalid_settings_are_input_errors():
     with pytest.raises(InputError, match="reid.embedder"):
-        build_embedder(ReidConfig(embedder="osnet"))
+        ReidConfig(embedder="osnet")
     with pytest.raises(InputError, match="reid.variant"):
-        build_embedder(ReidConfig(variant="v2"))
+        ReidConfig(variant="v2")
+    with pytest.raises(InputError, match="reid.batch_size: must be >= 1"):
+        ReidConfig(batch_size=0)
     with pytest.raises(InputError, match="reid.weights"):
         build_embedder(ReidConfig(weights="/nonexistent/mgn.pth"))
 
 
-def test_auto_offline_falls_back_at_once_with_one_warning(caplog, monkeypatch):
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "1")
+def test_auto_offline_falls_back_at_once_with_one_warning(caplog):
     start = time.monotonic()
     with caplog.at_level(logging.WARNING):
-        e = build_embedder(ReidConfig())
+        e = build_embedder(ReidConfig(), ModelsConfig(offline=True))
     assert time.monotonic() - start < 2.0
     assert e.name == "histogram" and "offline" in e.info()["fallback"]
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
     assert "histogram" in warnings[0].getMessage() and "reid.weights" in warnings[0].getMessage()
     with pytest.raises(InputError, match="no MGN checkpoint"):
-        build_embedder(ReidConfig(embedder="mgn"))
+        build_embedder(ReidConfig(embedder="mgn"), ModelsConfig(offline=True))
 
 
-def test_unresolvable_host_fails_at_once(monkeypatch):
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "0")
+def test_unresolvable_host_fails_at_once():
     start = time.monotonic()
     e = build_embedder(ReidConfig(url="http://reid-weights.invalid/market_mgn_R50-ibn.pth"))
     assert e.name == "histogram" and "download failed" in e.info()["fallback"]
@@ -104,24 +105,21 @@ def http_server(tmp_path):
 def test_auto_downloads_into_the_model_cache(http_server, small_checkpoint, monkeypatch, tmp_path):
     base, root = http_server
     (root / "mgn.safetensors").write_bytes(small_checkpoint.read_bytes())
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "0")
-    monkeypatch.setenv("MULTICAM_TRACKER_HOME", str(tmp_path / "cache"))
+    models = ModelsConfig(cache_dir=str(tmp_path / "cache"))
     digest = sha256_file(small_checkpoint)
     cfg = ReidConfig(url=f"{base}/mgn.safetensors", sha256=digest[:10], threads=1)
-    e = build_embedder(cfg)
+    e = build_embedder(cfg, models)
     cached = tmp_path / "cache" / "reid" / "mgn.safetensors"
     assert e.name == "mgn" and cached.is_file() and e.info()["weights"] == str(cached.resolve())
     assert e.info()["sha256"] == digest[:16]
     assert list(cached.parent.iterdir()) == [cached]  # no partial files left behind
     # Second time: from the cache, even offline.
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "1")
-    assert build_embedder(cfg).name == "mgn"
+    assert build_embedder(cfg, ModelsConfig(offline=True, cache_dir=models.cache_dir)).name == "mgn"
 
 
 def test_bad_download_leaves_nothing_and_falls_back(http_server, monkeypatch, tmp_path):
     base, root = http_server
     (root / "w.pth").write_bytes(b"\x80" + b"x" * 5000)
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "0")
     with pytest.raises(DownloadError, match="sha256"):
         download(f"{base}/w.pth", tmp_path / "w.pth", sha256="0000", progress=False)
     with pytest.raises(DownloadError):

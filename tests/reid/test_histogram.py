@@ -40,7 +40,7 @@ def test_robust_to_camera_brightness_and_colour_balance():
 
 def test_no_torch_import():
     code = (
-        "import sys; from tracker.reid import build_embedder, ReidConfig; import numpy as np;"
+        "import sys; from tracker.reid import build_embedder; from tracker.config import ReidConfig; import numpy as np;"
         "e = build_embedder(ReidConfig(embedder='histogram')); e.embed([np.zeros((40, 20, 3), np.uint8)]);"
         "print('torch' in sys.modules)"
     )

@@ -91,12 +91,11 @@ def test_a_few_training_steps_lower_the_loss():
 
 
 def test_no_imagenet_weights_offline_warns_and_starts_random(caplog, monkeypatch, tmp_path):
-    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with torch.device("meta"):
         model = MGN("paper", 2)
     with caplog.at_level(logging.WARNING):
-        assert init_backbone(model, "auto") == "random"
+        assert init_backbone(model, "auto", offline=True) == "random"
     assert "random initialisation" in caplog.text and "offline" in caplog.text
 
 

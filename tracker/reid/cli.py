@@ -10,7 +10,7 @@ from pathlib import Path
 from tracker import env
 from tracker.errors import InputError, cli_entry
 from tracker.fsutil import atomic_write_json
-from tracker.reid.config import VARIANTS, ReidConfig
+from tracker.config import VARIANTS, ReidConfig
 
 
 def _milestones(text: str) -> tuple[int, ...]:
@@ -59,8 +59,6 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--offline", action="store_true", help="no downloads")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    if args.offline:
-        env.set_offline(True)
     if args.epochs < 1:
         raise InputError(f"--epochs: must be at least 1, got {args.epochs}")
     _logging()
@@ -72,7 +70,7 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
         milestones=args.milestones, gamma=args.gamma, margin=args.margin, label_smoothing=args.label_smoothing,
         erase_p=args.erase_p, height=args.height, width=args.width, device=args.device, precision=args.precision,
         pretrained=args.pretrained, resume=args.resume, workers=args.workers, seed=args.seed,
-        max_steps=args.max_steps, progress=not args.no_progress,
+        max_steps=args.max_steps, progress=not args.no_progress, offline=args.offline or env.offline_requested(),
     )
     final = train(opts)
     print(f"reid-train: wrote {final} (per-epoch checkpoint {args.out / 'last.pt'}, log {args.out / 'log.csv'})")
@@ -104,9 +102,8 @@ def reid_eval(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--offline", action="store_true", help="no downloads")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    if args.offline:
-        env.set_offline(True)
     _logging()
+    from tracker.config import ModelsConfig
     from tracker.reid.embedder import build_embedder
     from tracker.reid.evaluation import evaluate_folder
 
@@ -114,7 +111,7 @@ def reid_eval(argv: Sequence[str] | None = None) -> int:
         embedder=args.embedder or ("mgn" if args.weights else "auto"), weights=args.weights, device=args.device,
         precision=args.precision, batch_size=args.batch_size, height=args.height, width=args.width, flip=args.flip,
     )
-    embedder = build_embedder(cfg)
+    embedder = build_embedder(cfg, ModelsConfig(offline=args.offline or env.offline_requested()))
     result = evaluate_folder(
         args.data, embedder, rerank=args.rerank, junk_ids=(-1,) if args.keep_distractors else (-1, 0),
         cross_camera=args.cross_camera, progress=not args.no_progress,

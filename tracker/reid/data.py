@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from tracker.errors import InputError
+from tracker.video import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 MARS_NAME = re.compile(r"^(-?\d{4})C(\d)T(\d{4})F(\d+)")
 

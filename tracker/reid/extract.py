@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tracker import env
 from tracker.errors import InputError
 from tracker.reid.checkpoint import load_model
-from tracker.reid.config import ReidConfig
-from tracker.reid.embedder import validate
+from tracker.config import ReidConfig
 from tracker.reid.mgn import EMBED_DIM, MGN
 from tracker.reid.preprocess import (
     canvas_shape,
@@ -48,20 +48,10 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> the first CUDA GPU when there is one, else the CPU; ``cuda[:N]`` must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"reid.device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"reid.device: {name}: no CUDA GPU is available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"reid.device: {name}: only {torch.cuda.device_count()} CUDA GPU(s)")
-    elif device.type != "cpu":
-        raise InputError(f"reid.device: {name!r}: only cpu and cuda are supported")
-    return device
+        return torch.device(env.resolve_device(name))
+    except ValueError as exc:
+        raise InputError(f"reid.device: {exc}") from None
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -81,8 +71,7 @@ def set_cpu_threads(threads: int = 0) -> int:
     if threads > 0:
         torch.set_num_threads(threads)
     elif not os.environ.get("OMP_NUM_THREADS"):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, cores))
+        torch.set_num_threads(env.cpu_count())
     return torch.get_num_threads()
 
 
@@ -230,11 +219,8 @@ def build_mgn_embedder(cfg: ReidConfig, weights: str | Path) -> MGNEmbedder:
     The input size is the checkpoint's own when its metadata records one (a network trained at
     another size), else ``cfg.height`` x ``cfg.width``.
     """
-    validate(cfg)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    if cfg.interpolation not in ("bicubic", "bilinear"):
-        raise InputError(f"reid.interpolation: {cfg.interpolation!r} is not bicubic or bilinear")
     model, meta = load_model(weights, test_flip=cfg.flip)
     height, width = int(meta.get("height", cfg.height)), int(meta.get("width", cfg.width))
     if height < 48 or width < 16:

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tracker.reid.config import VARIANTS as LAYOUTS
+from tracker.config import VARIANTS as LAYOUTS
 
 UNITS = ("b1", "b2", "b3", "b21", "b22", "b31", "b32", "b33")  # order of the 8 features in the test feature
 PAPER_CLASSIFIERS = (

@@ -74,6 +74,7 @@ class TrainOptions:
     seed: int = 0
     max_steps: int | None = None
     progress: bool = True
+    offline: bool = False
 
 
 class PKSampler:
@@ -202,12 +203,12 @@ def make_optimizer(model: MGN, opts: TrainOptions) -> torch.optim.Optimizer:
     raise InputError(f"--optimizer: {opts.optimizer!r} is not sgd or adam")
 
 
-def init_backbone(model: MGN, pretrained: str) -> str:
+def init_backbone(model: MGN, pretrained: str, offline: bool = False) -> str:
     """ImageNet initialisation of the trunk and branches; returns what was used (for the metadata)."""
     if pretrained == "none":
         return "random"
     if pretrained == "auto":
-        path, why = resolve_resnet50()
+        path, why = resolve_resnet50(offline=offline)
         if path is None:
             log.warning(
                 "reid-train: no ImageNet ResNet-50 weights (%s); training from random initialisation, which "
@@ -266,7 +267,7 @@ def train(opts: TrainOptions) -> Path:
         if opts.resume:
             log.warning("reid-train: --resume given but %s does not exist; starting afresh", last)
         model = MGN(opts.variant, num_classes=len(pids))
-        init = init_backbone(model, opts.pretrained)
+        init = init_backbone(model, opts.pretrained, opts.offline)
     meta = {
         "layout": model.layout, "num_classes": model.num_classes, "global_cls_dim": model.global_cls_dim,
         "height": opts.height, "width": opts.width, "identities": pids, "data": str(opts.data), "init": init,

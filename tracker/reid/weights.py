@@ -34,9 +34,10 @@ class DownloadError(Exception):
     """A download that did not produce a complete, verified file (network, size or checksum)."""
 
 
-def reid_cache_dir() -> Path:
-    """``<model cache>/reid``, where the MGN checkpoint is looked for and downloaded to."""
-    path = env.cache_dir() / "reid"
+def reid_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """``<model cache>/reid``, where the MGN checkpoint is looked for and downloaded to (``cache_dir``: the
+    model cache, None: the default one)."""
+    path = env.cache_dir(cache_dir) / "reid"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -92,11 +93,14 @@ def download(
     return hexdigest
 
 
-def fetch(url: str, dest: Path, allow_download: bool, sha256: str | None = None) -> tuple[Path | None, str | None]:
-    """``dest`` if it exists, else download it when allowed. Returns (path or None, why not)."""
+def fetch(
+    url: str, dest: Path, allow_download: bool, sha256: str | None = None, offline: bool = False
+) -> tuple[Path | None, str | None]:
+    """``dest`` if it exists, else download it when allowed (and not ``offline``). Returns (path or None, why
+    not)."""
     if dest.is_file():
         return dest, None
-    if env.offline():
+    if offline:
         return None, f"{dest.name} is not in the model cache and offline mode forbids downloading it"
     if not allow_download:
         return None, f"{dest.name} is not in the model cache and downloads are disabled"
@@ -107,8 +111,14 @@ def fetch(url: str, dest: Path, allow_download: bool, sha256: str | None = None)
     return dest, None
 
 
-def resolve_mgn_weights(weights: str | None, url: str, allow_download: bool, sha256: str | None = None
-                        ) -> tuple[Path | None, str | None]:
+def resolve_mgn_weights(
+    weights: str | None,
+    url: str,
+    allow_download: bool,
+    sha256: str | None = None,
+    offline: bool = False,
+    cache_dir: str | Path | None = None,
+) -> tuple[Path | None, str | None]:
     """The MGN checkpoint to use, in the order of ``reid: auto``.
 
     1. ``weights`` (the configured file; missing is an InputError, not a silent fallback);
@@ -123,10 +133,12 @@ def resolve_mgn_weights(weights: str | None, url: str, allow_download: bool, sha
             raise InputError(f"reid.weights: {path}: file not found")
         return path, None
     name = url.rstrip("/").rsplit("/", 1)[-1] or FASTREID_MGN_FILE
-    return fetch(url, reid_cache_dir() / name, allow_download, sha256)
+    return fetch(url, reid_cache_dir(cache_dir) / name, allow_download, sha256, offline)
 
 
-def resolve_resnet50(allow_download: bool = True) -> tuple[Path | None, str | None]:
+def resolve_resnet50(
+    allow_download: bool = True, offline: bool = False, cache_dir: str | Path | None = None
+) -> tuple[Path | None, str | None]:
     """torchvision's ImageNet ResNet-50 weights: torch hub's checkpoint folder, the model cache, or a
     download into the model cache. Returns (path, None) or (None, why not)."""
     import os
@@ -134,4 +146,5 @@ def resolve_resnet50(allow_download: bool = True) -> tuple[Path | None, str | No
     hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / RESNET50_FILE
     if hub.is_file():
         return hub, None
-    return fetch(RESNET50_URL, env.cache_dir() / "torchvision" / RESNET50_FILE, allow_download, RESNET50_SHA256)
+    dest = env.cache_dir(cache_dir) / "torchvision" / RESNET50_FILE
+    return fetch(RESNET50_URL, dest, allow_download, RESNET50_SHA256, offline)

@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tracker.associate_config import CameraLink
+from tracker.calibration import Calibration
+from tracker.config import CameraLink
 from tracker.types import Tracklet
 
 
@@ -21,7 +22,7 @@ class SyntheticScene:
 
     tracklets: list[Tracklet]
     person: np.ndarray  # (N,) int64 true identity of each tracklet
-    calibration: dict[str, np.ndarray]  # camera -> (3, 3) ground -> image homography
+    calibration: Calibration  # camera -> (3, 3) ground -> image homography
     links: tuple[CameraLink, ...]  # cameras on one zone overlap; cameras on neighbouring zones are linked
 
 
@@ -160,4 +161,4 @@ def synthetic_scene(
                         max_transit=_ZONE_GAP / 1.0 + 2,
                     )
                 )
-    return SyntheticScene(tracklets, np.array(keep, np.int64), homography, tuple(links))
+    return SyntheticScene(tracklets, np.array(keep, np.int64), Calibration(homography), tuple(links))
