@@ -38,6 +38,7 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
 
 # ---------------------------------------------------------------- shared helpers
 
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def camera_frame(source: str, index: int) -> np.ndarray | None:
     """A camera source's frame (BGR), cached across reruns; None when the source cannot be read."""
@@ -105,6 +106,7 @@ def seconds(t: float) -> str:
 
 # ---------------------------------------------------------------- pages
 
+
 def page_overview(store: ResultsStore, run_dir: Path) -> None:
     meta = store.meta()
     counts = store.counts()
@@ -112,15 +114,30 @@ def page_overview(store: ResultsStore, run_dir: Path) -> None:
     cols = st.columns(4)
     for col, key in zip(cols, ("cameras", "tracklets", "identities", "boxes")):
         col.metric(key.capitalize(), f"{counts[key]:,}")
-    st.caption(("Global ids from cross-camera association." if store.associated() else
-                "Association did not run: every tracklet is its own identity, MOT files use track ids.")
-               + (f" Created {meta['created']}." if meta.get("created") else ""))
+    st.caption(
+        (
+            "Global ids from cross-camera association."
+            if store.associated()
+            else "Association did not run: every tracklet is its own identity, MOT files use track ids."
+        )
+        + (f" Created {meta['created']}." if meta.get("created") else "")
+    )
 
     cams = store.cameras()
-    rows = [{"camera": c.name, "resolution": f"{c.width}x{c.height}", "fps": round(c.fps, 2),
-             "offset (s)": c.offset, "frames": c.frames_total, "processed": c.frames_processed,
-             "duration (s)": round((c.frames_total or c.frames_processed) / c.fps, 1) if c.fps else None,
-             "calibrated": c.homography is not None, "source": c.source} for c in cams]
+    rows = [
+        {
+            "camera": c.name,
+            "resolution": f"{c.width}x{c.height}",
+            "fps": round(c.fps, 2),
+            "offset (s)": c.offset,
+            "frames": c.frames_total,
+            "processed": c.frames_processed,
+            "duration (s)": round((c.frames_total or c.frames_processed) / c.fps, 1) if c.fps else None,
+            "calibrated": c.homography is not None,
+            "source": c.source,
+        }
+        for c in cams
+    ]
     st.subheader("Cameras")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     thumbs = st.columns(max(1, min(len(cams), 4)))
@@ -131,8 +148,12 @@ def page_overview(store: ResultsStore, run_dir: Path) -> None:
             if image is None:
                 st.caption(f"{cam.name}: source not readable here")
             else:
-                st.image(to_width(image, THUMB_WIDTH)[0], channels="BGR", width=280,
-                         caption=f"{cam.name} frame {middle}")
+                st.image(
+                    to_width(image, THUMB_WIDTH)[0],
+                    channels="BGR",
+                    width=280,
+                    caption=f"{cam.name} frame {middle}",
+                )
 
     st.subheader("Models")
     detectors = meta.get("detectors") or {}
@@ -162,34 +183,51 @@ def page_identities(store: ResultsStore, run_dir: Path) -> None:
     text = c[3].text_input("Label or id", key="g_text")
     sort = c[4].selectbox("Sort by", SORT_KEYS, key="g_sort")
     desc = c[5].checkbox("Descending", key="g_desc")
-    filters = dict(camera=None if camera == "(any)" else camera, min_cameras=int(min_cams),
-                   min_duration=float(min_dur), text=text.strip() or None)
+    filters = dict(
+        camera=None if camera == "(any)" else camera,
+        min_cameras=int(min_cams),
+        min_duration=float(min_dur),
+        text=text.strip() or None,
+    )
     total = store.count_identities(**filters)
     pages = max(1, math.ceil(total / GALLERY_PAGE_SIZE))
     if st.session_state.get("g_page", 1) > pages:
         st.session_state["g_page"] = pages
     page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="g_page"))
-    idents = store.identities(sort=sort, descending=desc, limit=GALLERY_PAGE_SIZE,
-                              offset=(page - 1) * GALLERY_PAGE_SIZE, **filters)
+    idents = store.identities(
+        sort=sort, descending=desc, limit=GALLERY_PAGE_SIZE, offset=(page - 1) * GALLERY_PAGE_SIZE, **filters
+    )
     st.caption(f"{total:,} identities match; showing {len(idents)}.")
     crops = store.best_crops([i.global_id for i in idents])
     for start in range(0, len(idents), GALLERY_COLUMNS):
         cols = st.columns(GALLERY_COLUMNS)
-        for col, ident in zip(cols, idents[start:start + GALLERY_COLUMNS]):
+        for col, ident in zip(cols, idents[start : start + GALLERY_COLUMNS]):
             with col.container(border=True):
                 st.markdown(f"**#{ident.global_id}** {ident.label}")
                 shown = crops.get(ident.global_id, [])
                 if shown:
-                    st.image([img for _, img in shown], caption=[cam for cam, _ in shown], channels="BGR",
-                             width=64)
-                st.caption(f"{ident.num_cameras} camera(s) · {ident.num_tracklets} tracklet(s) · "
-                           f"{ident.first_time:.1f}–{ident.last_time:.1f} s")
+                    st.image(
+                        [img for _, img in shown], caption=[cam for cam, _ in shown], channels="BGR", width=64
+                    )
+                st.caption(
+                    f"{ident.num_cameras} camera(s) · {ident.num_tracklets} tracklet(s) · "
+                    f"{ident.first_time:.1f}–{ident.last_time:.1f} s"
+                )
                 b1, b2 = st.columns(2)
-                b1.button("Details", key=f"open_{ident.global_id}", on_click=goto,
-                          args=("Identity detail",), kwargs={"identity": ident.global_id})
-                b2.button("Search", key=f"find_{ident.global_id}", on_click=goto,
-                          args=("Search",),
-                          kwargs={"s_mode": "Pick a stored crop", "s_identity": ident.global_id})
+                b1.button(
+                    "Details",
+                    key=f"open_{ident.global_id}",
+                    on_click=goto,
+                    args=("Identity detail",),
+                    kwargs={"identity": ident.global_id},
+                )
+                b2.button(
+                    "Search",
+                    key=f"find_{ident.global_id}",
+                    on_click=goto,
+                    args=("Search",),
+                    kwargs={"s_mode": "Pick a stored crop", "s_identity": ident.global_id},
+                )
 
 
 def page_identity(store: ResultsStore, run_dir: Path) -> None:
@@ -203,29 +241,51 @@ def page_identity(store: ResultsStore, run_dir: Path) -> None:
         st.warning(f"There is no identity {gid} in this run (merged away, or never there).")
         return
     st.header(f"Identity {gid}" + (f": {ident.label}" if ident.label else ""))
-    st.caption(f"Cameras {', '.join(ident.cameras)} · {ident.num_tracklets} tracklet(s) · "
-               f"{seconds(ident.first_time)} to {seconds(ident.last_time)}")
+    st.caption(
+        f"Cameras {', '.join(ident.cameras)} · {ident.num_tracklets} tracklet(s) · "
+        f"{seconds(ident.first_time)} to {seconds(ident.last_time)}"
+    )
     cams = store.cameras()
     fps = {c.name: c.fps for c in cams}
     tracklets = store.tracklet_infos(gid)
-    chart_rows = [{"camera": t.camera, "track": f"{t.camera}/{t.track_id}", "start": t.first_time,
-                   "end": max(t.last_time, t.first_time + 1.0 / fps.get(t.camera, 25.0)),
-                   "frames": f"{t.first_frame}–{t.last_frame}"} for t in tracklets]
-    chart = alt.Chart(pd.DataFrame(chart_rows)).mark_bar(height=16).encode(
-        x=alt.X("start:Q", title="time on the common clock (s)"), x2="end:Q",
-        y=alt.Y("camera:N", sort=[c.name for c in cams], title=None),
-        color=alt.Color("track:N", legend=None), tooltip=["track", "start", "end", "frames"])
+    chart_rows = [
+        {
+            "camera": t.camera,
+            "track": f"{t.camera}/{t.track_id}",
+            "start": t.first_time,
+            "end": max(t.last_time, t.first_time + 1.0 / fps.get(t.camera, 25.0)),
+            "frames": f"{t.first_frame}–{t.last_frame}",
+        }
+        for t in tracklets
+    ]
+    chart = (
+        alt.Chart(pd.DataFrame(chart_rows))
+        .mark_bar(height=16)
+        .encode(
+            x=alt.X("start:Q", title="time on the common clock (s)"),
+            x2="end:Q",
+            y=alt.Y("camera:N", sort=[c.name for c in cams], title=None),
+            color=alt.Color("track:N", legend=None),
+            tooltip=["track", "start", "end", "frames"],
+        )
+    )
     st.subheader("Timeline")
     st.altair_chart(chart, width="stretch")
 
     st.subheader("Crops")
     for t in tracklets:
         crops = store.crops(t.camera, t.track_id)
-        st.markdown(f"**{t.camera} / track {t.track_id}**: frames {t.first_frame}–{t.last_frame}, "
-                    f"{seconds(t.first_time)}–{seconds(t.last_time)}")
+        st.markdown(
+            f"**{t.camera} / track {t.track_id}**: frames {t.first_frame}–{t.last_frame}, "
+            f"{seconds(t.first_time)}–{seconds(t.last_time)}"
+        )
         if crops:
-            st.image([c.image for c in crops], caption=[f"frame {c.frame}" for c in crops], channels="BGR",
-                     width=64)
+            st.image(
+                [c.image for c in crops],
+                caption=[f"frame {c.frame}" for c in crops],
+                channels="BGR",
+                width=64,
+            )
         else:
             st.caption("no crops stored")
 
@@ -234,10 +294,21 @@ def page_identity(store: ResultsStore, run_dir: Path) -> None:
     if not evidence:
         st.caption("No evidence: a single tracklet, or association did not run.")
     else:
-        st.dataframe(pd.DataFrame([{
-            "a": f"{e.a[0]}/{e.a[1]}", "b": f"{e.b[0]}/{e.b[1]}",
-            "distance": None if e.distance is None else round(e.distance, 4), "reason": e.reason,
-            **{k: round(v, 4) for k, v in e.terms.items()}} for e in evidence]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "a": f"{e.a[0]}/{e.a[1]}",
+                        "b": f"{e.b[0]}/{e.b[1]}",
+                        "distance": None if e.distance is None else round(e.distance, 4),
+                        "reason": e.reason,
+                        **{k: round(v, 4) for k, v in e.terms.items()},
+                    }
+                    for e in evidence
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def shift_time(delta: float, lo: float, hi: float) -> None:
@@ -268,21 +339,29 @@ def page_cameras(store: ResultsStore, run_dir: Path) -> None:
     info = {c.name: c for c in cams}
     for start in range(0, len(boxes), CAMERA_COLUMNS):
         cols = st.columns(CAMERA_COLUMNS)
-        for col, fb in zip(cols, boxes[start:start + CAMERA_COLUMNS]):
+        for col, fb in zip(cols, boxes[start : start + CAMERA_COLUMNS]):
             cam = info[fb.camera]
             image = None if fb.frame is None else camera_frame(cam.source, fb.frame)
             if image is None:
                 image = np.full((cam.height, cam.width, 3), 48, np.uint8)
             if fb.frame is None:
-                col.image(to_width(image, DRAW_WIDTH)[0], channels="BGR", width="stretch",
-                          caption=f"{fb.camera} · not recording at {t:.2f} s")
+                col.image(
+                    to_width(image, DRAW_WIDTH)[0],
+                    channels="BGR",
+                    width="stretch",
+                    caption=f"{fb.camera} · not recording at {t:.2f} s",
+                )
                 continue
             xyxy = np.c_[fb.xywh[:, :2], fb.xywh[:, :2] + fb.xywh[:, 2:]]
             ids = fb.global_ids.tolist()
             drawn = draw_identities(image, xyxy, ids, [labels[g] for g in ids])
             note = "" if fb.box_frame in (None, fb.frame) else f" (boxes of frame {fb.box_frame})"
-            col.image(drawn, channels="BGR", width="stretch",
-                      caption=f"{fb.camera} · frame {fb.frame}{note} · {len(ids)} box(es)")
+            col.image(
+                drawn,
+                channels="BGR",
+                width="stretch",
+                caption=f"{fb.camera} · frame {fb.frame}{note} · {len(ids)} box(es)",
+            )
     videos = [(c.name, run_file(run_dir, "videos", f"{c.name}.mp4")) for c in cams]
     videos = [(name, path) for name, path in videos if path.is_file()]
     if videos:
@@ -313,8 +392,12 @@ def page_search(store: ResultsStore, run_dir: Path) -> None:
         if gid is not None and not tracklets:
             st.warning(f"There is no identity {gid} in this run.")
         if tracklets:
-            key = st.selectbox("Tracklet", [t.key for t in tracklets], key="s_tracklet",
-                               format_func=lambda k: f"{k[0]} / track {k[1]}")
+            key = st.selectbox(
+                "Tracklet",
+                [t.key for t in tracklets],
+                key="s_tracklet",
+                format_func=lambda k: f"{k[0]} / track {k[1]}",
+            )
             crops = store.crops(*key)
             if not crops:
                 st.warning("This tracklet has no stored crops.")
@@ -336,16 +419,35 @@ def page_search(store: ResultsStore, run_dir: Path) -> None:
         shown = best.get(m.global_id, [])
         if shown:
             c1.image(shown[0][1], channels="BGR", width=56)
-        c2.markdown(f"**{rank}. identity {m.global_id}** {m.label} · distance **{m.distance:.4f}** · "
-                    f"{', '.join(m.cameras)} · {m.first_time:.1f}–{m.last_time:.1f} s · "
-                    f"closest: {m.best.camera}/{m.best.track_id}")
-        c2.button("Details", key=f"s_open_{m.global_id}", on_click=goto, args=("Identity detail",),
-                  kwargs={"identity": m.global_id})
+        c2.markdown(
+            f"**{rank}. identity {m.global_id}** {m.label} · distance **{m.distance:.4f}** · "
+            f"{', '.join(m.cameras)} · {m.first_time:.1f}–{m.last_time:.1f} s · "
+            f"closest: {m.best.camera}/{m.best.track_id}"
+        )
+        c2.button(
+            "Details",
+            key=f"s_open_{m.global_id}",
+            on_click=goto,
+            args=("Identity detail",),
+            kwargs={"identity": m.global_id},
+        )
     st.subheader("Tracklets")
-    st.dataframe(pd.DataFrame([{"camera": t.camera, "track": t.track_id, "identity": t.global_id,
-                                "distance": round(t.distance, 4), "first (s)": round(t.first_time, 2),
-                                "last (s)": round(t.last_time, 2)} for t in result.tracklets]),
-                 hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "camera": t.camera,
+                    "track": t.track_id,
+                    "identity": t.global_id,
+                    "distance": round(t.distance, 4),
+                    "first (s)": round(t.first_time, 2),
+                    "last (s)": round(t.last_time, 2),
+                }
+                for t in result.tracklets
+            ]
+        ),
+        hide_index=True,
+    )
 
 
 def page_corrections(store: ResultsStore, run_dir: Path) -> None:
@@ -405,15 +507,28 @@ def page_corrections(store: ResultsStore, run_dir: Path) -> None:
     edits = store.edits()
     st.subheader("Edit log")
     if edits:
-        st.dataframe(pd.DataFrame([{"id": e.id, "time": e.time, "action": e.action,
-                                    "details": json.dumps(e.params), "undone": e.undone} for e in edits]),
-                     hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "id": e.id,
+                        "time": e.time,
+                        "action": e.action,
+                        "details": json.dumps(e.params),
+                        "undone": e.undone,
+                    }
+                    for e in edits
+                ]
+            ),
+            hide_index=True,
+        )
     else:
         st.caption("No corrections yet.")
 
 
-PAGE_FUNCS = dict(zip(PAGES, (page_overview, page_identities, page_identity, page_cameras, page_search,
-                              page_corrections)))
+PAGE_FUNCS = dict(
+    zip(PAGES, (page_overview, page_identities, page_identity, page_cameras, page_search, page_corrections))
+)
 
 
 def main() -> None:
@@ -428,8 +543,11 @@ def main() -> None:
         st.error(str(exc))
         return
     st.sidebar.title("multicam-tracker")
-    run_dir = runs[0] if len(runs) == 1 else st.sidebar.selectbox("Run", runs, format_func=lambda p: p.name,
-                                                                   key="run")
+    run_dir = (
+        runs[0]
+        if len(runs) == 1
+        else st.sidebar.selectbox("Run", runs, format_func=lambda p: p.name, key="run")
+    )
     if "page" not in st.session_state:  # deep links: ?page=Identities&identity=3
         wanted = st.query_params.get("page")
         st.session_state["page"] = wanted if wanted in PAGES else PAGES[0]

@@ -1,5 +1,5 @@
-"""Cross-camera association benchmark: wall time and peak memory of ``tracker.associate.associate`` against a
-naive dense agglomerative baseline (SciPy average linkage on the full N x N cosine distance matrix).
+"""Cross-camera association benchmark: wall time and peak memory of ``tracker.association.associate``
+against a naive dense agglomerative baseline (SciPy average linkage on the full N x N cosine distance matrix).
 
     python benchmarks/associate.py                          # 1k, 10k, 100k tracklets, 2048-d
     python benchmarks/associate.py --sizes 1000 10000 --dim 512
@@ -10,11 +10,11 @@ naive dense agglomerative baseline (SciPy average linkage on the full N x N cosi
 the offline histogram descriptor, calibration from scene.json) associated at a range of thresholds: the
 multi-camera IDF1 of TrackEval and the pairwise precision/recall; the default threshold is taken from there.
 
-Input: :func:`tracker.synthetic.tracklets.synthetic_scene` with 8 cameras on 5 zones (three overlapping pairs, the rest
-disjoint; calibrated, with the topology links), people arriving at 1 per second (``--rate``), walking through
-1-5 zones, 20 % of them coming back and 20 % of tracks broken; the first N tracklets by start time are used.
-``--dense`` adds a row where people arrive 10 times faster (100,000 tracklets in half an hour, 60 people in
-view of a zone at once): the time-blocked exact search would need more query x window pairs than
+Input: :func:`tracker.synthetic.tracklets.synthetic_scene` with 8 cameras on 5 zones (three overlapping pairs,
+the rest disjoint; calibrated, with the topology links), people arriving at 1 per second (``--rate``), walking
+through 1-5 zones, 20 % of them coming back and 20 % of tracks broken; the first N tracklets by start time are
+used. ``--dense`` adds a row where people arrive 10 times faster (100,000 tracklets in half an hour, 60 people
+in view of a zone at once): the time-blocked exact search would need more query x window pairs than
 ``exact_search_max`` and the search runs in a 512-d PCA projection with an exact re-rank.
 
 Every measurement runs in a fresh subprocess, so ``ru_maxrss`` is the peak of that one job. The table gives
@@ -65,10 +65,10 @@ def _rss_mb() -> float:
 def _one(kind: str, n: int, dim: int, rate: float, threshold: float) -> dict:
     """Run one measurement in this process and return its figures."""
     import numpy as np
-
-    from tracker.associate import associate
-    from tracker.evaluate import pairwise_f1
     from tracker.associate_config import AssociateConfig
+
+    from tracker.association import associate
+    from tracker.evaluate import pairwise_f1
 
     scene, tracklets, truth = _scene(n, dim, rate)
     before = _rss_mb()
@@ -136,9 +136,10 @@ def _sweep(thresholds: list[float]) -> None:
 
     sys.path.insert(0, str(REPO))
     from tests.test_associate import gt_tracklets, multicamera_idf1
-    from tracker.associate import associate
-    from tracker.evaluate import pairwise_f1
     from tracker.associate_config import AssociateConfig
+
+    from tracker.association import associate
+    from tracker.evaluate import pairwise_f1
     from tracker.reid import ReidConfig, build_embedder
 
     scene = REPO / "sample_videos"

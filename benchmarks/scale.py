@@ -43,10 +43,31 @@ def scenes(folder: Path, seconds: float, width: int = 640, height: int = 360, fp
     for seed in (1, 2):
         d = folder / f"scene{seed}-{seconds:g}s-{width}x{height}-{fps:g}fps"
         if not (d / "scene.json").is_file():
-            subprocess.run([sys.executable, "-m", "tracker.synthetic.render", "--out", str(d),
-                            "--cameras", str(SCENE_CAMERAS), "--people", "8", "--seconds", f"{seconds:g}",
-                            "--seed", str(seed), "--fps", f"{fps:g}", "--width", str(width),
-                            "--height", str(height), "--quiet"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tracker.synthetic.render",
+                    "--out",
+                    str(d),
+                    "--cameras",
+                    str(SCENE_CAMERAS),
+                    "--people",
+                    "8",
+                    "--seconds",
+                    f"{seconds:g}",
+                    "--seed",
+                    str(seed),
+                    "--fps",
+                    f"{fps:g}",
+                    "--width",
+                    str(width),
+                    "--height",
+                    str(height),
+                    "--quiet",
+                ],
+                check=True,
+            )
         out.append(d)
     return out
 
@@ -61,8 +82,21 @@ def track(paths: list[Path], flags: list[str], work: Path) -> dict:
     """Run ``track-cameras`` once in a fresh process; returns its wall time and run.json."""
     out = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     names = [f"c{i + 1}" for i in range(len(paths))]
-    cmd = [sys.executable, "-c", CLI, "--videos", *map(str, paths), "--names", *names, "--out", str(out),
-           "--no-video", "--quiet", "--offline", *flags]
+    cmd = [
+        sys.executable,
+        "-c",
+        CLI,
+        "--videos",
+        *map(str, paths),
+        "--names",
+        *names,
+        "--out",
+        str(out),
+        "--no-video",
+        "--quiet",
+        "--offline",
+        *flags,
+    ]
     env = {**os.environ, "MULTICAM_TRACKER_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -85,8 +119,12 @@ def cpu_table(args) -> list[dict]:
                 r = track(videos(scene_dirs, n), flags, Path(tmp))
                 ex = r["meta"]["execution"]
                 row = {
-                    "cameras": n, "executor": name, "workers": ex["workers"], "wall_s": round(r["wall"], 1),
-                    "stage_s": ex["wall_s"], "cam_s_per_s": round(n * args.seconds / r["wall"], 2),
+                    "cameras": n,
+                    "executor": name,
+                    "workers": ex["workers"],
+                    "wall_s": round(r["wall"], 1),
+                    "stage_s": ex["wall_s"],
+                    "cam_s_per_s": round(n * args.seconds / r["wall"], 2),
                     "peak_rss_total_mb": r["meta"]["peak_rss_total_mb"],
                     "peak_rss_driver_mb": r["meta"]["peak_rss_mb"],
                     "peak_rss_worker_max_mb": max(ex["peak_rss_workers_mb"].values(), default=0.0),
@@ -111,9 +149,10 @@ def cuda_streams(args) -> str:
 
     if not torch.cuda.is_available():
         return "skipped: no CUDA GPU"
+    from tracker.reid.config import ReidConfig
+
     from tracker.config import DetectConfig
     from tracker.detect import resolve_yolo_weights
-    from tracker.reid.config import ReidConfig
     from tracker.reid.weights import resolve_mgn_weights
 
     yolo, why = resolve_yolo_weights(args.yolo or DetectConfig().weights, download=True)
@@ -129,14 +168,30 @@ def cuda_streams(args) -> str:
     best, lines = 0, []
     with tempfile.TemporaryDirectory(prefix="scale-cuda-") as tmp:
         for n in args.streams:
-            flags = ["--detector", "yolo", "--detector-weights", str(yolo), "--reid", "mgn", "--reid-weights",
-                     str(mgn), "--device", "cuda", "--no-associate", "--workers", str(min(workers, n)),
-                     "--batch-cameras", str(math.ceil(n / min(workers, n)))]
+            flags = [
+                "--detector",
+                "yolo",
+                "--detector-weights",
+                str(yolo),
+                "--reid",
+                "mgn",
+                "--reid-weights",
+                str(mgn),
+                "--device",
+                "cuda",
+                "--no-associate",
+                "--workers",
+                str(min(workers, n)),
+                "--batch-cameras",
+                str(math.ceil(n / min(workers, n))),
+            ]
             r = track(videos(scene_dirs, n), flags, Path(tmp))
             stage = r["meta"]["execution"]["wall_s"]
             realtime = stage <= seconds
-            lines.append(f"{n} streams: camera stage {stage:.1f} s for {seconds:g} s of video "
-                         f"({'real time' if realtime else 'slower than real time'})")
+            lines.append(
+                f"{n} streams: camera stage {stage:.1f} s for {seconds:g} s of video "
+                f"({'real time' if realtime else 'slower than real time'})"
+            )
             print(lines[-1], flush=True)
             if not realtime:
                 break
@@ -147,12 +202,26 @@ def cuda_streams(args) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| cameras | executor | workers | wall s | stage s | camera-s / s | peak RSS total MiB "
-            "| driver MiB | largest worker MiB |")
+    head = (
+        "| cameras | executor | workers | wall s | stage s | camera-s / s | peak RSS total MiB "
+        "| driver MiB | largest worker MiB |"
+    )
     lines = [head, "|" + "---|" * 9]
     for r in rows:
-        cells = [r[k] for k in ("cameras", "executor", "workers", "wall_s", "stage_s", "cam_s_per_s",
-                                "peak_rss_total_mb", "peak_rss_driver_mb", "peak_rss_worker_max_mb")]
+        cells = [
+            r[k]
+            for k in (
+                "cameras",
+                "executor",
+                "workers",
+                "wall_s",
+                "stage_s",
+                "cam_s_per_s",
+                "peak_rss_total_mb",
+                "peak_rss_driver_mb",
+                "peak_rss_worker_max_mb",
+            )
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -162,10 +231,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10, help="length of the synthetic scenes (default 10)")
     ap.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--executors", nargs="+", choices=list(EXECUTORS), default=list(EXECUTORS))
-    ap.add_argument("--scenes", type=Path, default=Path(tempfile.gettempdir()) / "multicam-scale-scenes",
-                    help="where the synthetic scenes are rendered (reused between runs)")
-    ap.add_argument("--streams", type=int, nargs="+", default=[8, 16, 24, 32, 40, 48, 64],
-                    help="CUDA: stream counts to try, in increasing order")
+    ap.add_argument(
+        "--scenes",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "multicam-scale-scenes",
+        help="where the synthetic scenes are rendered (reused between runs)",
+    )
+    ap.add_argument(
+        "--streams",
+        type=int,
+        nargs="+",
+        default=[8, 16, 24, 32, 40, 48, 64],
+        help="CUDA: stream counts to try, in increasing order",
+    )
     ap.add_argument("--cuda-seconds", type=float, default=20, help="CUDA: length of the 1080p scenes")
     ap.add_argument("--yolo", help="CUDA: YOLO weights (default: the model cache)")
     ap.add_argument("--mgn", help="CUDA: MGN checkpoint (default: the model cache)")

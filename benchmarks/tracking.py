@@ -1,9 +1,9 @@
 """Per-camera tracking benchmark: our CameraTracker against ultralytics' BYTETracker and BOT-SORT.
 
     python benchmarks/tracking.py                     # accuracy + time table, then whole-pipeline fps
-    python benchmarks/tracking.py --track min_hits=2  # add a row for our tracker with changed TrackConfig knobs
+    python benchmarks/tracking.py --track min_hits=2  # add a row for our tracker with other TrackConfig knobs
                                                       # (repeat --track for more rows)
-    python benchmarks/tracking.py --sweep             # also vary each TrackConfig knob alone on every data set
+    python benchmarks/tracking.py --sweep             # also vary each TrackConfig knob alone on every set
 
 Every tracker gets exactly the same detections, built before any clock starts:
 
@@ -27,10 +27,9 @@ except that BOT-SORT runs without ReID (``with_reid: False``, its default) and w
 off (``gmc_method: none``): no tracker here sees images, so this is a like-for-like, box-only comparison.
 Note their ``track_buffer`` (30) counts frames whatever the frame rate; our ``max_age`` is in seconds.
 
-The pipeline part times :func:`tracker.pipeline.process_camera` (decode + detect + track, one camera at a time,
-no re-identification, association or outputs) on the sample scene with each offline detector, and YOLO when
-its weights are on disk (never downloaded here).
-"""
+The pipeline part times :func:`tracker.pipeline.process_camera` (decode + detect + track, one camera at a
+time, no re-identification, association or outputs) on the sample scene with each offline detector, and YOLO
+when its weights are on disk (never downloaded here)."""
 
 from __future__ import annotations
 
@@ -55,13 +54,21 @@ MOT17_SEQS = tuple(f"MOT17-{n:02d}-FRCNN" for n in (2, 4, 5, 9, 10, 11, 13))
 
 # One knob at a time around the defaults (``--sweep``): the TrackConfig values worth knowing about.
 SWEEP: tuple[dict, ...] = (
-    {"high_thresh": 0.3}, {"high_thresh": 0.7},
-    {"new_track_thresh": 0.4}, {"new_track_thresh": 0.8},
-    {"match_iou": 0.1}, {"match_iou": 0.3},
-    {"low_match_iou": 0.3}, {"low_match_iou": 0.7},
-    {"min_hits": 1}, {"min_hits": 2}, {"min_hits": 4},
-    {"max_age": 1.0}, {"max_age": 2.5},
-    {"min_length": 1}, {"min_length": 10},
+    {"high_thresh": 0.3},
+    {"high_thresh": 0.7},
+    {"new_track_thresh": 0.4},
+    {"new_track_thresh": 0.8},
+    {"match_iou": 0.1},
+    {"match_iou": 0.3},
+    {"low_match_iou": 0.3},
+    {"low_match_iou": 0.7},
+    {"min_hits": 1},
+    {"min_hits": 2},
+    {"min_hits": 4},
+    {"max_age": 1.0},
+    {"max_age": 2.5},
+    {"min_length": 1},
+    {"min_length": 10},
     {"interpolate": False},
 )
 
@@ -114,8 +121,10 @@ def _motion_detections(video: Path) -> dict:
         lines = []
         for frame in source:
             dets: Detections = detector.detect([frame.image])[0]
-            lines += [f"{frame.index},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.4f}\n"
-                      for (x, y, w, h), c in zip(dets.xywh.tolist(), dets.confidence.tolist())]
+            lines += [
+                f"{frame.index},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.4f}\n"
+                for (x, y, w, h), c in zip(dets.xywh.tolist(), dets.confidence.tolist())
+            ]
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, "".join(lines))
     return read_mot_detections(cache)
@@ -144,12 +153,17 @@ def mot17(eval_data: Path) -> list[Sequence]:
         folder = eval_data / "mot17-mini" / "train" / seq
         info = open_source(folder).info
         gt = eval_data / "mot-gt-full" / "gt" / "mot_challenge" / "MOT17-train" / seq / "gt" / "gt.txt"
-        out.append(Sequence(seq, read_mot_detections(folder / "det" / "det.txt"), int(info.frames_total), info.fps, gt))
+        out.append(
+            Sequence(
+                seq, read_mot_detections(folder / "det" / "det.txt"), int(info.frames_total), info.fps, gt
+            )
+        )
     return out
 
 
 def quantile_scores(by_frame: dict) -> dict:
-    """The same detections with each score replaced by its quantile among all scores (ties share the mean rank).
+    """The same detections with each score replaced by its quantile among all scores (ties share the mean
+    rank).
 
     A monotone map onto [0, 1]: the order of scores is kept, thresholds become "keep the top (1 - t)".
     """
@@ -169,7 +183,8 @@ def quantile_scores(by_frame: dict) -> dict:
 
 
 def pets(eval_data: Path) -> list[Sequence]:
-    """PETS09-S2L1 (795 frames, 480x360) with quantile-normalised public ACF detections, at the avi's 10 fps."""
+    """PETS09-S2L1 (795 frames, 480x360) with quantile-normalised public ACF detections, at the avi's 10
+    fps."""
     from tracker.video import read_mot_detections
 
     folder = eval_data / "pets09-s2l1-vtest" / "PETS09-S2L1-480x360"
@@ -186,15 +201,25 @@ def run_ours(seq: Sequence, cfg=None) -> tuple[np.ndarray, float]:
     from tracker.track import CameraTracker
     from tracker.types import Detections
 
-    inputs = [(f, (f - 1) / seq.fps, seq.detections.get(f, Detections.empty())) for f in range(1, seq.length + 1)]
+    inputs = [
+        (f, (f - 1) / seq.fps, seq.detections.get(f, Detections.empty())) for f in range(1, seq.length + 1)
+    ]
     tracker = CameraTracker(cfg or TrackConfig(), seq.fps, seq.name)
     start = time.perf_counter()
     for frame, t, dets in inputs:
         tracker.update(frame, t, dets)
     tracklets = tracker.finish()
     seconds = time.perf_counter() - start
-    parts = [np.c_[tr.frames, np.full(len(tr), tr.track_id), tr.boxes[:, :2], tr.boxes[:, 2:] - tr.boxes[:, :2],
-                   tr.scores] for tr in tracklets]
+    parts = [
+        np.c_[
+            tr.frames,
+            np.full(len(tr), tr.track_id),
+            tr.boxes[:, :2],
+            tr.boxes[:, 2:] - tr.boxes[:, :2],
+            tr.scores,
+        ]
+        for tr in tracklets
+    ]
     return (np.concatenate(parts) if parts else np.zeros((0, 7))), seconds
 
 
@@ -216,7 +241,8 @@ class _Boxes:
 
 
 def ultralytics_args(kind: str):
-    """Namespace of ultralytics' own tracker YAML (``bytetrack`` or ``botsort``); BOT-SORT: ReID and GMC off."""
+    """Namespace of ultralytics' own tracker YAML (``bytetrack`` or ``botsort``); BOT-SORT: ReID and GMC
+    off."""
     from tracker.detect import _prepare_ultralytics
 
     _prepare_ultralytics()
@@ -231,21 +257,27 @@ def ultralytics_args(kind: str):
 
 
 def run_ultralytics(seq: Sequence, kind: str) -> tuple[np.ndarray, float]:
-    """ultralytics' BYTETracker (``bytetrack``) or BOTSORT (``botsort``) over every frame; as :func:`run_ours`."""
+    """ultralytics' BYTETracker (``bytetrack``) or BOTSORT (``botsort``) over every frame; as
+    :func:`run_ours`."""
     args = ultralytics_args(kind)
     from ultralytics.trackers import BOTSORT, BYTETracker
 
     empty = _Boxes(np.zeros((0, 4)), np.zeros(0))
-    inputs = [_Boxes(d.xyxy, d.confidence) if (d := seq.detections.get(f)) is not None else empty
-              for f in range(1, seq.length + 1)]
+    inputs = [
+        _Boxes(d.xyxy, d.confidence) if (d := seq.detections.get(f)) is not None else empty
+        for f in range(1, seq.length + 1)
+    ]
     tracker = (BYTETracker if kind == "bytetrack" else BOTSORT)(args)
     outputs = []
     start = time.perf_counter()
     for boxes in inputs:
         outputs.append(tracker.update(boxes, None))
     seconds = time.perf_counter() - start
-    parts = [np.c_[np.full(len(o), f), o[:, 4], o[:, :2], o[:, 2:4] - o[:, :2], o[:, 5]]
-             for f, o in enumerate(outputs, start=1) if len(o)]
+    parts = [
+        np.c_[np.full(len(o), f), o[:, 4], o[:, :2], o[:, 2:4] - o[:, :2], o[:, 5]]
+        for f, o in enumerate(outputs, start=1)
+        if len(o)
+    ]
     return (np.concatenate(parts) if parts else np.zeros((0, 7))), seconds
 
 
@@ -256,8 +288,13 @@ TRACKERS: dict[str, Callable[[Sequence], tuple[np.ndarray, float]]] = {
 }
 
 
-def score(name: str, seqs: list[Sequence], run: Callable[[Sequence], tuple[np.ndarray, float]],
-          dataset: str, repeat: int = 1) -> Outcome:
+def score(
+    name: str,
+    seqs: list[Sequence],
+    run: Callable[[Sequence], tuple[np.ndarray, float]],
+    dataset: str,
+    repeat: int = 1,
+) -> Outcome:
     """Run one tracker over a data set's sequences and score them together with TrackEval.
 
     Each sequence is tracked ``repeat`` times (the trackers are deterministic) and its fastest time counts,
@@ -283,9 +320,17 @@ def score(name: str, seqs: list[Sequence], run: Callable[[Sequence], tuple[np.nd
 
 def accuracy_table(outcomes: list[Outcome]) -> str:
     head = ("data set", "tracker", "frames", "ms/frame", "HOTA", "IDF1", "MOTA", "IDSW", "FP", "FN")
-    rows = [(o.dataset, o.tracker, str(o.frames), f"{o.ms_per_frame:.2f}",
-             *(f"{100 * o.metrics[k]:.1f}" for k in ("HOTA", "IDF1", "MOTA")),
-             *(str(o.metrics[k]) for k in ("IDSW", "FP", "FN"))) for o in outcomes]
+    rows = [
+        (
+            o.dataset,
+            o.tracker,
+            str(o.frames),
+            f"{o.ms_per_frame:.2f}",
+            *(f"{100 * o.metrics[k]:.1f}" for k in ("HOTA", "IDF1", "MOTA")),
+            *(str(o.metrics[k]) for k in ("IDSW", "FP", "FN")),
+        )
+        for o in outcomes
+    ]
     return _table(head, rows)
 
 
@@ -330,10 +375,19 @@ def pipeline_fps(detectors: list[str], frames: dict[str, int]) -> str:
             for k in parts:
                 parts[k] += result.timings[k]
         total = sum(done)
-        rows.append((kind, str(len(videos)), str(total // len(videos)), f"{total / sum(walls):.1f}",
-                     *(f"{1000 * parts[k] / total:.1f}" for k in ("decode", "detect", "track"))))
-    return _table(head, rows) + ("\nfps/camera: frames / wall time of process_camera (includes building the "
-                                 "detector and, for motion, its background model from 25 sampled frames)")
+        rows.append(
+            (
+                kind,
+                str(len(videos)),
+                str(total // len(videos)),
+                f"{total / sum(walls):.1f}",
+                *(f"{1000 * parts[k] / total:.1f}" for k in ("decode", "detect", "track")),
+            )
+        )
+    return _table(head, rows) + (
+        "\nfps/camera: frames / wall time of process_camera (includes building the "
+        "detector and, for motion, its background model from 25 sampled frames)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- main
@@ -354,23 +408,43 @@ def _knob(text: str) -> tuple[str, object]:
 
 def _environment() -> str:
     load = os.getloadavg()
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min), python {platform.python_version()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min), python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--eval-data", type=Path, default=DEFAULT_EVAL_DATA,
-                        help="real data folder (MOT17 and PETS rows are skipped when absent)")
+    parser.add_argument(
+        "--eval-data",
+        type=Path,
+        default=DEFAULT_EVAL_DATA,
+        help="real data folder (MOT17 and PETS rows are skipped when absent)",
+    )
     parser.add_argument("--datasets", default="sample,MOT17,PETS09", help="comma-separated subset")
-    parser.add_argument("--track", type=_knob, nargs="+", action="append", default=[], metavar="KEY=VALUE",
-                        help="also run our tracker with these TrackConfig values (repeat for more rows)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="track each sequence this many times and report the fastest (default 3)")
-    parser.add_argument("--sweep", action="store_true", help="vary each TrackConfig knob alone on every data set")
+    parser.add_argument(
+        "--track",
+        type=_knob,
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also run our tracker with these TrackConfig values (repeat for more rows)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="track each sequence this many times and report the fastest (default 3)",
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="vary each TrackConfig knob alone on every data set"
+    )
     parser.add_argument("--detectors", default="motion,hog,yolo", help="detectors for the pipeline fps table")
-    parser.add_argument("--hog-frames", type=int, default=20,
-                        help="frames per camera timed for hog (slow on CPU); 0 = all")
+    parser.add_argument(
+        "--hog-frames", type=int, default=20, help="frames per camera timed for hog (slow on CPU); 0 = all"
+    )
     parser.add_argument("--no-pipeline", action="store_true", help="skip the pipeline fps table")
     args = parser.parse_args(argv)
     os.environ.setdefault("MULTICAM_TRACKER_OFFLINE", "1")
@@ -379,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {_environment()}")
     wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    loaders = {"sample": sample_scene, "MOT17": lambda: mot17(args.eval_data), "PETS09": lambda: pets(args.eval_data)}
+    loaders = {
+        "sample": sample_scene,
+        "MOT17": lambda: mot17(args.eval_data),
+        "PETS09": lambda: pets(args.eval_data),
+    }
     data: dict[str, list[Sequence]] = {}
     for name in wanted:
         if name not in loaders:
@@ -398,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         tuned = dataclasses.replace(TrackConfig(), **dict(knobs))
         label = "ours " + " ".join(f"{k}={v}" for k, v in knobs)
         trackers[label] = lambda s, c=tuned: run_ours(s, c)
-    outcomes = [score(name, seqs, run, ds, args.repeat) for ds, seqs in data.items()
-                for name, run in trackers.items()]
+    outcomes = [
+        score(name, seqs, run, ds, args.repeat) for ds, seqs in data.items() for name, run in trackers.items()
+    ]
     print("\nPer-camera trackers on the same detections (TrackEval COMBINED over each data set's sequences)")
     print(accuracy_table(outcomes))
 

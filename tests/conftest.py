@@ -42,8 +42,19 @@ def sample_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("sample-run") / "run"
     env = {**os.environ, "MULTICAM_TRACKER_HOME": str(tmp_path_factory.mktemp("home"))}
-    cmd = [sys.executable, "-m", "tracker", "--videos", *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
-           "--out", str(out), "--calibration", str(SAMPLE / "scene.json"), "--offline", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tracker",
+        "--videos",
+        *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
+        "--out",
+        str(out),
+        "--calibration",
+        str(SAMPLE / "scene.json"),
+        "--offline",
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -58,8 +69,19 @@ def sample_run_per_camera(sample_run) -> Path:
 
     out = sample_run.parent / "per-camera"
     shutil.copytree(sample_run / "cache", out / "cache")
-    cmd = [sys.executable, "-m", "tracker", "--videos", *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
-           "--out", str(out), "--offline", "--quiet", "--no-associate", "--no-video"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tracker",
+        "--videos",
+        *(str(SAMPLE / f"cam{i}.mp4") for i in (1, 2, 3)),
+        "--out",
+        str(out),
+        "--offline",
+        "--quiet",
+        "--no-associate",
+        "--no-video",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out

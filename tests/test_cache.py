@@ -82,14 +82,21 @@ def test_key_follows_what_changes_a_cameras_result(video, tmp_path):
     key = camera_key(src, None, BASE)
     assert key == camera_key(open_source(video), None, BASE) and len(key) == 20
     relevant = [
-        {"detect.motion.var_threshold": 30.0}, {"detect.detector": "hog"}, {"track.min_hits": 4},
-        {"track.max_crops": 4}, {"reid.embedder": "none"},
+        {"detect.motion.var_threshold": 30.0},
+        {"detect.detector": "hog"},
+        {"track.min_hits": 4},
+        {"track.max_crops": 4},
+        {"reid.embedder": "none"},
     ]
     for change in relevant:
         assert camera_key(src, None, override(BASE, **change)) != key, change
     irrelevant = [
-        {"output.annotated_video": False}, {"associate.enabled": False}, {"execution.workers": 7},
-        {"execution.executor": "ray"}, {"execution.force": True}, {"execution.batch_cameras": 4},
+        {"output.annotated_video": False},
+        {"associate.enabled": False},
+        {"execution.workers": 7},
+        {"execution.executor": "ray"},
+        {"execution.force": True},
+        {"execution.batch_cameras": 4},
     ]
     for change in irrelevant:
         assert camera_key(src, None, override(BASE, **change)) == key, change
@@ -144,8 +151,11 @@ def test_prune_keeps_the_current_entry_and_other_cameras(tmp_path):
     keep = cache.camera_path("cam1", "a" * 20)
     stale = cache.camera_path("cam1", "b" * 20)
     chunk = cache.chunk_path("cam1", "a" * 20, 51)
-    other = [cache.camera_path("cam10", "c" * 20), cache.camera_path("cam1-2", "d" * 20),
-             cache.chunk_path("cam10", "c" * 20, 1)]
+    other = [
+        cache.camera_path("cam10", "c" * 20),
+        cache.camera_path("cam1-2", "d" * 20),
+        cache.chunk_path("cam10", "c" * 20, 1),
+    ]
     for p in [keep, stale, chunk, *other]:
         cache.save(p, 1)
     cache.prune("cam1", keep)

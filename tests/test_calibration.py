@@ -60,10 +60,15 @@ def test_load_calibration_errors(tmp_path, text, message):
 
 def test_for_cameras_keeps_the_runs_cameras_and_refuses_a_foreign_file():
     h = np.eye(3)
-    calib = Calibration({"a": h, "b": h}, {"a": frozenset({"b", "x"}), "b": frozenset({"a"}), "x": frozenset({"a"})},
-                        "scene.json")
+    calib = Calibration(
+        {"a": h, "b": h},
+        {"a": frozenset({"b", "x"}), "b": frozenset({"a"}), "x": frozenset({"a"})},
+        "scene.json",
+    )
     got = calib.for_cameras(["a", "b", "c"])
     assert set(got.homographies) == {"a", "b"} and got.overlaps == {"a": {"b"}, "b": {"a"}}
     assert calib.unknown(["a", "b", "c"]) == ["c"]
-    with pytest.raises(InputError, match=r"scene.json: names cameras a, b, x, none of which is in this run \(c1, c2\)"):
+    with pytest.raises(
+        InputError, match=r"scene.json: names cameras a, b, x, none of which is in this run \(c1, c2\)"
+    ):
         calib.for_cameras(["c1", "c2"])

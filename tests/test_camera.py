@@ -13,8 +13,15 @@ from tracker.pipeline import resolve_config
 from tracker.synthetic.render import render_scene
 from tracker.video import open_source
 
-BASE = override(PipelineConfig(), **{"detect.detector": "motion", "reid.embedder": "histogram",
-                                     "output.annotated_video": False, "execution.workers": 1})
+BASE = override(
+    PipelineConfig(),
+    **{
+        "detect.detector": "motion",
+        "reid.embedder": "histogram",
+        "output.annotated_video": False,
+        "execution.workers": 1,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +39,16 @@ def test_stateless_detector_gets_one_batch_across_cameras(scene, monkeypatch):
 
     def detect(self, frames):  # one box per frame, placed by the frame's brightness: each camera its own
         calls.append(len(frames))
-        return [Detections(np.array([[np.mean(f.image), 10, np.mean(f.image) + 20, 70]]), np.array([0.9]))
-                for f in frames]
+        return [
+            Detections(np.array([[np.mean(f.image), 10, np.mean(f.image) + 20, 70]]), np.array([0.9]))
+            for f in frames
+        ]
 
     monkeypatch.setattr(HogDetector, "detect", detect)
-    cfg = override(BASE, **{"detect.detector": "hog", "detect.batch": 6, "track.min_hits": 1,
-                            "track.min_length": 1})
-    pieces = [Piece(i, open_source(scene / f"cam{i + 1}.mp4").window(1, 4), WHOLE)
-              for i in range(2)]
+    cfg = override(
+        BASE, **{"detect.detector": "hog", "detect.batch": 6, "track.min_hits": 1, "track.min_length": 1}
+    )
+    pieces = [Piece(i, open_source(scene / f"cam{i + 1}.mp4").window(1, 4), WHOLE) for i in range(2)]
     together = process_pieces(pieces, cfg)
     assert calls == [6]  # 3 frames of each camera in one call
     calls.clear()

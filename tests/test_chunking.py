@@ -15,8 +15,15 @@ from tracker.synthetic.render import render_scene
 from tracker.types import Crop, Tracklet
 from tracker.video import open_source
 
-BASE = override(PipelineConfig(), **{"detect.detector": "motion", "reid.embedder": "histogram",
-                                     "output.annotated_video": False, "execution.workers": 1})
+BASE = override(
+    PipelineConfig(),
+    **{
+        "detect.detector": "motion",
+        "reid.embedder": "histogram",
+        "output.annotated_video": False,
+        "execution.workers": 1,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +50,9 @@ def test_plan_chunks_cover_every_frame_once_with_lead_in():
         assert b.start == b.own_start - 50  # 2 s of lead-in at 25 fps
 
 
-@pytest.mark.parametrize("total, fps, seconds",
-                         [(1000, 25.0, 0), (None, 25.0, 10), (300, 25.0, 10), (0, 25.0, 1)])
+@pytest.mark.parametrize(
+    "total, fps, seconds", [(1000, 25.0, 0), (None, 25.0, 10), (300, 25.0, 10), (0, 25.0, 1)]
+)
 def test_plan_chunks_whole_video_when_not_worth_cutting(total, fps, seconds):
     assert plan_chunks(total, fps, seconds, 2) == [WHOLE]
 
@@ -74,8 +82,11 @@ def _track(tid: int, first: int, last: int, x0: float, step: float = 1.0, camera
     frames = np.arange(first, last + 1)
     x = x0 + step * (frames - first)
     boxes = np.c_[x, np.full_like(x, 10.0), x + 20, np.full_like(x, 70.0)]
-    crops = [Crop(int(f), boxes[i], 0.9, 0.1 + 0.01 * i, np.zeros((60, 20, 3), np.uint8))
-             for i, f in enumerate(frames) if i % 5 == 0]
+    crops = [
+        Crop(int(f), boxes[i], 0.9, 0.1 + 0.01 * i, np.zeros((60, 20, 3), np.uint8))
+        for i, f in enumerate(frames)
+        if i % 5 == 0
+    ]
     return Tracklet(camera, tid, frames, frames / 10.0, boxes, np.full(len(frames), 0.9), crops=crops)
 
 
@@ -126,9 +137,13 @@ def test_stitch_keeps_different_people_apart_and_leaves_a_whole_chunk_alone():
 
 def test_chunked_run_scores_like_the_whole_video(scene, tmp_path):
     whole = _run(scene, tmp_path / "whole", BASE)
-    chunked = _run(scene, tmp_path / "chunked", override(BASE, **{"execution.chunk_seconds": 2.0,
-                                                                    "execution.chunk_overlap": 1.0,
-                                                                    "execution.workers": 2}))
+    chunked = _run(
+        scene,
+        tmp_path / "chunked",
+        override(
+            BASE, **{"execution.chunk_seconds": 2.0, "execution.chunk_overlap": 1.0, "execution.workers": 2}
+        ),
+    )
     assert chunked["execution"]["chunks"] == {"cam1": 3, "cam2": 3}
     frames = [c["frames_processed"] for c in whole["cameras"]]
     assert [c["frames_processed"] for c in chunked["cameras"]] == frames

@@ -53,20 +53,26 @@ def test_default_yaml_is_the_builtin_defaults():
     assert load_config(REPO / "configs" / "default.yaml") == PipelineConfig()
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("video:\n  stride: 0\n", "c.yaml: video.stride: must be >= 1, got 0"),
-    ("video:\n  offsets: [.nan, 0]\n", "c.yaml: video.offsets: must be finite seconds"),
-    ("video:\n  names: [a, ../b]\n", "c.yaml: video.names: '../b' is not a safe camera name"),
-    ("detect:\n  batch: -5\n", "c.yaml: detect.batch: must be >= 1 and <= 4096, got -5"),
-    ("detect:\n  conf: 1.5\n", "c.yaml: detect.conf: must be >= 0 and <= 1"),
-    ("detect:\n  device: gpu\n", "c.yaml: detect.device: must be auto, cpu, cuda or cuda:N"),
-    ("detect:\n  motion:\n    scale: 0\n", "c.yaml: detect.motion.scale: must be > 0 and <= 1"),
-    ("track:\n  low_thresh: 0.7\n", "c.yaml: track.high_thresh: must be >= 0.7, got 0.5"),
-    ("track:\n  max_age: .inf\n", "c.yaml: track.max_age: must be a finite number"),
-    ("reid:\n  precision: fp8\n", "c.yaml: reid.precision: must be one of auto, fp32, fp16, bf16"),
-    ("associate:\n  knn: 0\n", "c.yaml: associate.knn: must be >= 1"),
-    ("execution:\n  chunk_seconds: 1\n", "c.yaml: execution.chunk_overlap: must be > 0 and < 1.0, got 2.0"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("video:\n  stride: 0\n", "c.yaml: video.stride: must be >= 1, got 0"),
+        ("video:\n  offsets: [.nan, 0]\n", "c.yaml: video.offsets: must be finite seconds"),
+        ("video:\n  names: [a, ../b]\n", "c.yaml: video.names: '../b' is not a safe camera name"),
+        ("detect:\n  batch: -5\n", "c.yaml: detect.batch: must be >= 1 and <= 4096, got -5"),
+        ("detect:\n  conf: 1.5\n", "c.yaml: detect.conf: must be >= 0 and <= 1"),
+        ("detect:\n  device: gpu\n", "c.yaml: detect.device: must be auto, cpu, cuda or cuda:N"),
+        ("detect:\n  motion:\n    scale: 0\n", "c.yaml: detect.motion.scale: must be > 0 and <= 1"),
+        ("track:\n  low_thresh: 0.7\n", "c.yaml: track.high_thresh: must be >= 0.7, got 0.5"),
+        ("track:\n  max_age: .inf\n", "c.yaml: track.max_age: must be a finite number"),
+        ("reid:\n  precision: fp8\n", "c.yaml: reid.precision: must be one of auto, fp32, fp16, bf16"),
+        ("associate:\n  knn: 0\n", "c.yaml: associate.knn: must be >= 1"),
+        (
+            "execution:\n  chunk_seconds: 1\n",
+            "c.yaml: execution.chunk_overlap: must be > 0 and < 1.0, got 2.0",
+        ),
+    ],
+)
 def test_values_out_of_range_name_the_file_and_key(tmp_path, yaml_text, message):
     """Every section checks its own values where it is defined, in one style."""
     p = tmp_path / "c.yaml"
@@ -86,8 +92,23 @@ def test_a_section_is_checked_once_with_all_its_overrides():
 def test_flags_are_overrides_that_name_the_flag(tmp_path):
     from tracker.cli import _join_negative_values, _parser, config_from_args
 
-    args = _parser().parse_args(["--calibration", "scene.json", "--offline", "--names", "a", "b",
-                                 "--offsets", "0,1.5", "--frame-stride", "2", "--no-associate", "--device", "cpu"])
+    args = _parser().parse_args(
+        [
+            "--calibration",
+            "scene.json",
+            "--offline",
+            "--names",
+            "a",
+            "b",
+            "--offsets",
+            "0,1.5",
+            "--frame-stride",
+            "2",
+            "--no-associate",
+            "--device",
+            "cpu",
+        ]
+    )
     cfg = config_from_args(args)
     assert cfg.associate.calibration == "scene.json" and cfg.models.offline
     assert cfg.video.names == ("a", "b") and cfg.video.offsets == (0.0, 1.5) and cfg.video.stride == 2
@@ -95,7 +116,9 @@ def test_flags_are_overrides_that_name_the_flag(tmp_path):
     bad = _parser().parse_args(["--frame-stride", "0"])
     with pytest.raises(InputError, match=r"^--frame-stride: video.stride: must be >= 1, got 0$"):
         config_from_args(bad)
-    with pytest.raises(InputError, match=r"^--names: video.names: '\.\./\.\./evil' is not a safe camera name"):
+    with pytest.raises(
+        InputError, match=r"^--names: video.names: '\.\./\.\./evil' is not a safe camera name"
+    ):
         config_from_args(_parser().parse_args(["--names", "../../evil", "b"]))
     negative = _parser().parse_args(_join_negative_values(["--offsets", "-1.5,0"]))
     assert config_from_args(negative).video.offsets == (-1.5, 0.0)

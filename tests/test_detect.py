@@ -92,7 +92,9 @@ def test_auto_falls_back_offline_with_one_warning(caplog):
 
     _warn_once.cache_clear()
     with caplog.at_level(logging.WARNING):
-        dets = [build_detector(DetectConfig(detector="auto", weights="yolov8n.pt"), OFFLINE) for _ in range(3)]
+        dets = [
+            build_detector(DetectConfig(detector="auto", weights="yolov8n.pt"), OFFLINE) for _ in range(3)
+        ]
     assert all(d.name == "motion" for d in dets)
     assert "offline" in dets[0].info()["fallback_reason"]
     assert sum("YOLO unavailable" in r.message for r in caplog.records) == 1  # one line, however many cameras
@@ -121,12 +123,21 @@ def test_detection_file_is_a_detector(tmp_path):
     assert isinstance(det, FileDetector) and det.batch_group is None
     out = det.detect([Frame("cam", i, 0.0, None) for i in (1, 2, 5)])
     assert [len(d) for d in out] == [0, 2, 1]
-    assert out[1].xyxy[0].tolist() == [10, 20, 40, 80] and out[1].confidence.tolist() == pytest.approx([0.9, 0.4])
+    assert out[1].xyxy[0].tolist() == [10, 20, 40, 80] and out[1].confidence.tolist() == pytest.approx(
+        [0.9, 0.4]
+    )
     assert det.info() == {"detector": "file", "detections": str(p)}
 
 
-@pytest.mark.parametrize("text, problem", [("1,-1,nan,2,3,4,0.9\n", "nan or inf"), ("1,2,3\n", "columns"),
-                                           ("0,-1,1,2,3,4,0.9\n", "frame numbers"), ("a,b,c,d,e,f,g\n", "non-numeric")])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("1,-1,nan,2,3,4,0.9\n", "nan or inf"),
+        ("1,2,3\n", "columns"),
+        ("0,-1,1,2,3,4,0.9\n", "frame numbers"),
+        ("a,b,c,d,e,f,g\n", "non-numeric"),
+    ],
+)
 def test_bad_detection_files_are_one_line_errors(tmp_path, text, problem):
     p = tmp_path / "det.txt"
     p.write_text(text)
@@ -152,7 +163,9 @@ def random_yolo(tmp_path_factory):
 
 
 def test_yolo_detector_with_random_weights(random_yolo):
-    det = build_detector(DetectConfig(detector="yolo", weights=str(random_yolo), imgsz=160, device="cpu"), OFFLINE)
+    det = build_detector(
+        DetectConfig(detector="yolo", weights=str(random_yolo), imgsz=160, device="cpu"), OFFLINE
+    )
     assert isinstance(det, YoloDetector)
     out = det.detect(frames_of(*[np.zeros((90, 160, 3), np.uint8)] * 3))
     assert len(out) == 3 and all(o.xyxy.shape[1] == 4 for o in out)

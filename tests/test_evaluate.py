@@ -35,7 +35,8 @@ def write_mot(path: Path, rows: np.ndarray) -> Path:
 
 
 def as_results(gt: np.ndarray) -> np.ndarray:
-    """Results in the exporter's layout ``frame, id, x, y, w, h, conf, -1, -1, -1`` with gt's boxes and ids."""
+    """Results in the exporter's layout ``frame, id, x, y, w, h, conf, -1, -1, -1`` with gt's boxes and
+    ids."""
     return np.c_[gt[:, :6], np.ones(len(gt)), -np.ones((len(gt), 3))]
 
 
@@ -74,7 +75,8 @@ def test_swapped_ids_midway_cost_identity(tmp_path):
 
 
 def test_mot_preprocessing_distractors_and_zero_marked(tmp_path):
-    """Class-7 (static person) gt is not scored and results on it are not false positives; mark 0 is ignored."""
+    """Class-7 (static person) gt is not scored and results on it are not false positives; mark 0 is
+    ignored."""
     walker = tracks(1, 20)
     static = tracks(1, 20, id_base=2)
     static[:, 2] += 300
@@ -87,7 +89,9 @@ def test_mot_preprocessing_distractors_and_zero_marked(tmp_path):
     m = evaluate_sequences({"s": (write_mot(tmp_path / "gt.txt", gt), write_mot(tmp_path / "r.txt", res))})
     m = m["sequences"]["s"]
     assert m["GT_IDs"] == 1 and m["GT_Dets"] == 20
-    assert m["FP"] == 20  # only the result boxes on the zero-marked person count; the static person's are removed
+    assert (
+        m["FP"] == 20
+    )  # only the result boxes on the zero-marked person count; the static person's are removed
     assert m["FN"] == 0 and m["IDF1"] < 1
 
 
@@ -130,8 +134,11 @@ def test_all_cameras_reward_consistent_global_ids(tmp_path):
 
 def test_run_missing_results_and_extra_results(tmp_path):
     gt = {"cam1": tracks(2, 30), "cam2": tracks(2, 30), "cam3": tracks(1, 30)}
-    run, gt_dir = make_run(tmp_path, gt, {"cam1": as_results(gt["cam1"]), "cam2": as_results(gt["cam2"]),
-                                          "lobby": as_results(gt["cam1"])})
+    run, gt_dir = make_run(
+        tmp_path,
+        gt,
+        {"cam1": as_results(gt["cam1"]), "cam2": as_results(gt["cam2"]), "lobby": as_results(gt["cam1"])},
+    )
     (run / "run.json").write_text(json.dumps({"cameras": [{"name": "cam3", "frames_total": 45}]}))
     out = evaluate_run(run, gt_dir)
     assert list(out["cameras"]) == ["cam1", "cam2", "cam3"]
@@ -168,8 +175,10 @@ def test_matches_trackeval_reference_on_mot17(eval_data):
     """MPNTrack on the 7 MOT17-*-DPM train sequences (112,297 gt boxes) vs TrackEval's published output."""
     root = eval_data / "mot-gt-full"
     trk = root / "trackers" / "mot_challenge" / "MOT17-train" / "MPNTrack"
-    pairs = {s: (root / "gt" / "mot_challenge" / "MOT17-train" / s / "gt" / "gt.txt", trk / "data" / f"{s}.txt")
-             for s in MOT17_DPM}
+    pairs = {
+        s: (root / "gt" / "mot_challenge" / "MOT17-train" / s / "gt" / "gt.txt", trk / "data" / f"{s}.txt")
+        for s in MOT17_DPM
+    }
     out = evaluate_sequences(pairs)
 
     ref = _summary_file(trk / "pedestrian_summary.txt")
@@ -180,7 +189,10 @@ def test_matches_trackeval_reference_on_mot17(eval_data):
     for key in ("IDSW", "FP", "FN", "Frag", "MT", "PT", "ML", "GT_IDs", "IDs", "GT_Dets", "Dets"):
         assert got[key] == ref[names.get(key, key)], key
     assert (round(100 * got["HOTA"], 1), round(100 * got["MOTA"], 3), round(100 * got["IDF1"], 3)) == (
-        59.3, 59.133, 68.001)
+        59.3,
+        59.133,
+        68.001,
+    )
 
     lines = (trk / "pedestrian_detailed.csv").read_text().splitlines()
     cols = lines[0].split(",")
@@ -234,12 +246,20 @@ def test_cli_prints_table_and_json(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["ALL"]["IDF1"] == pytest.approx(1.0) and (run / "metrics.json").is_file()
 
-    proc = subprocess.run([sys.executable, "-m", "tracker.evaluate", str(run), "--gt", str(gt_dir)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracker.evaluate", str(run), "--gt", str(gt_dir)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:5] == ["camera", "HOTA%", "DetA%", "AssA%", "IDF1%"] and "IDSW" in lines[0]
-    rows = {ln.split()[0]: ln.split() for ln in lines[2:] if ln.split() and ln.split()[0] in
-            ("cam1", "cam2", "COMBINED", "ALL")}
+    rows = {
+        ln.split()[0]: ln.split()
+        for ln in lines[2:]
+        if ln.split() and ln.split()[0] in ("cam1", "cam2", "COMBINED", "ALL")
+    }
     assert set(rows) == {"cam1", "cam2", "COMBINED", "ALL"}
     assert rows["ALL"][1] == "100.0" and proc.stderr == ""

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tracker import executor
@@ -17,8 +16,15 @@ from tracker.errors import InputError
 from tracker.pipeline import run
 from tracker.synthetic.render import render_scene
 
-BASE = override(PipelineConfig(), **{"detect.detector": "motion", "reid.embedder": "histogram",
-                                     "output.annotated_video": False, "execution.workers": 1})
+BASE = override(
+    PipelineConfig(),
+    **{
+        "detect.detector": "motion",
+        "reid.embedder": "histogram",
+        "output.annotated_video": False,
+        "execution.workers": 1,
+    },
+)
 OUTPUTS = ("mot/cam1.txt", "mot/cam2.txt", "identities.csv", "mtmc.txt")
 
 
@@ -90,10 +96,27 @@ def test_rerun_takes_cameras_from_the_cache_and_force_redoes_them(scene, sequent
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(scene, sequential, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from tracker.cli import track_cameras; track_cameras()",
-           "--videos", str(scene / "cam1.mp4"), str(scene / "cam2.mp4"), "--out", str(out),
-           "--calibration", str(scene / "scene.json"), "--detector", "motion", "--reid", "histogram",
-           "--no-video", "--offline", "--quiet", "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from tracker.cli import track_cameras; track_cameras()",
+        "--videos",
+        str(scene / "cam1.mp4"),
+        str(scene / "cam2.mp4"),
+        "--out",
+        str(out),
+        "--calibration",
+        str(scene / "scene.json"),
+        "--detector",
+        "motion",
+        "--reid",
+        "histogram",
+        "--no-video",
+        "--offline",
+        "--quiet",
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -121,8 +144,14 @@ def test_dead_worker_fails_the_run_instead_of_hanging_it(scene, tmp_path):
         f"run([{str(scene / 'cam1.mp4')!r}, {str(scene / 'cam2.mp4')!r}],\n"
         f"    {str(tmp_path / 'run')!r}, cfg, progress=False)\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
     assert proc.returncode != 0 and "a worker process died" in proc.stderr
 
 
@@ -132,13 +161,16 @@ def test_ray_missing_says_how_to_install(monkeypatch):
         executor.import_ray()
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"executor": "spark"}, "execution.executor: must be one of local, ray, got 'spark'"),
-    ({"workers": -1}, "execution.workers: must be >= 0"),
-    ({"chunk_seconds": 5.0, "chunk_overlap": 5.0}, "execution.chunk_overlap: must be > 0 and < 5.0"),
-    ({"batch_cameras": 0}, "execution.batch_cameras: must be >= 1"),
-    ({"gpus_per_task": 2.0}, "execution.gpus_per_task: must be >= 0 and <= 1"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"executor": "spark"}, "execution.executor: must be one of local, ray, got 'spark'"),
+        ({"workers": -1}, "execution.workers: must be >= 0"),
+        ({"chunk_seconds": 5.0, "chunk_overlap": 5.0}, "execution.chunk_overlap: must be > 0 and < 5.0"),
+        ({"batch_cameras": 0}, "execution.batch_cameras: must be >= 1"),
+        ({"gpus_per_task": 2.0}, "execution.gpus_per_task: must be >= 0 and <= 1"),
+    ],
+)
 def test_bad_execution_settings_are_input_errors(changes, message):
     with pytest.raises(InputError, match=message):
         ExecConfig(**changes)

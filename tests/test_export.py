@@ -44,7 +44,8 @@ def test_mot_readable_by_trackeval(run_dir):
 
     data, _ = MotChallenge2DBox._load_simple_text_file(str(run_dir / "mot" / "cam3.txt"))
     assert sorted(int(k) for k in data) == sorted(
-        {f for _, c, _, f0, f1 in LAYOUT if c == "cam3" for f in range(f0, f1 + 1)})
+        {f for _, c, _, f0, f1 in LAYOUT if c == "cam3" for f in range(f0, f1 + 1)}
+    )
     assert [row[:2] for row in data["20"]] == [["20", "3"], ["20", "5"]]
 
 
@@ -81,15 +82,21 @@ def test_ground_points_inverse_homography():
 
 
 def test_merge_export_then_undo_restores(run_dir):
-    before = {p.name: p.read_bytes() for p in [*(run_dir / "mot").iterdir(), run_dir / "identities.csv",
-                                                run_dir / "mtmc.txt"]}
+    before = {
+        p.name: p.read_bytes()
+        for p in [*(run_dir / "mot").iterdir(), run_dir / "identities.csv", run_dir / "mtmc.txt"]
+    }
     with ResultsStore.open(run_dir / "results.sqlite") as store:
         store.merge(4, 5)
     export_run(run_dir)
     cam3 = _mot(run_dir, "cam3")
     assert set(cam3[:, 1]) == {2, 3, 4} and (cam3[(cam3[:, 0] > 20) & (cam3[:, 0] <= 40), 1] == 4).all()
-    assert _mot(run_dir, "cam2").tolist() == np.loadtxt(
-        [line for line in before["cam2.txt"].decode().splitlines()], delimiter=",", ndmin=2).tolist()
+    assert (
+        _mot(run_dir, "cam2").tolist()
+        == np.loadtxt(
+            [line for line in before["cam2.txt"].decode().splitlines()], delimiter=",", ndmin=2
+        ).tolist()
+    )
     assert "4,,cam2;cam3," in (run_dir / "identities.csv").read_text()
     assert " 5 " not in " ".join(line.split()[1] for line in (run_dir / "mtmc.txt").read_text().splitlines())
 
@@ -102,8 +109,10 @@ def test_merge_export_then_undo_restores(run_dir):
         store.undo()
         store.undo()
     export_run(run_dir)
-    after = {p.name: p.read_bytes() for p in [*(run_dir / "mot").iterdir(), run_dir / "identities.csv",
-                                               run_dir / "mtmc.txt"]}
+    after = {
+        p.name: p.read_bytes()
+        for p in [*(run_dir / "mot").iterdir(), run_dir / "identities.csv", run_dir / "mtmc.txt"]
+    }
     assert after == before
 
 

@@ -34,7 +34,7 @@ RANKS = {
     "tracker.camera": 9,
     "tracker.cache": 10,
     "tracker.executor": 11,
-    "tracker.associate": 12,
+    "tracker.association": 12,
     "tracker.store": 13,
     "tracker.export": 14,
     "tracker.annotate": 14,
@@ -59,7 +59,8 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """The ``tracker`` modules ``path`` imports anywhere in it (``from tracker import env`` is tracker.env)."""
+    """The ``tracker`` modules ``path`` imports anywhere in it (``from tracker import env`` is
+    tracker.env)."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
@@ -104,7 +105,7 @@ def test_no_import_cycle_in_the_package():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)

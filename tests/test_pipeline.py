@@ -69,11 +69,14 @@ def _cli(*args, tmp_path):
     import os
 
     env = {**os.environ, "MULTICAM_TRACKER_HOME": env_home}
-    return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
-@pytest.mark.parametrize("case", ["missing", "text-as-mp4", "zero-frames", "config-key", "unwritable", "offsets"])
+@pytest.mark.parametrize(
+    "case", ["missing", "text-as-mp4", "zero-frames", "config-key", "unwritable", "offsets"]
+)
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case):
     from tracker.video import H264Writer
 
@@ -108,12 +111,22 @@ def test_public_detections_without_frames(tmp_path):
     """A MOT sequence folder with seqinfo.ini but no frames tracks from its detections alone."""
     seq = tmp_path / "SEQ"
     seq.mkdir()
-    (seq / "seqinfo.ini").write_text("[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength=30\n"
-                                     "imWidth=640\nimHeight=360\n")
+    (seq / "seqinfo.ini").write_text(
+        "[Sequence]\nname=SEQ\nimDir=img1\nframeRate=10\nseqLength=30\nimWidth=640\nimHeight=360\n"
+    )
     det = tmp_path / "det.txt"
     det.write_text("".join(f"{f},-1,{100 + 3 * f},50,40,100,0.9,-1,-1,-1\n" for f in range(1, 31)))
-    proc = _cli("--videos", str(seq), "--detections", str(det), "--out", str(tmp_path / "r"), "--quiet",
-                "--offline", tmp_path=tmp_path)
+    proc = _cli(
+        "--videos",
+        str(seq),
+        "--detections",
+        str(det),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--offline",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = np.loadtxt(tmp_path / "r" / "mot" / "SEQ.txt", delimiter=",", ndmin=2)
     assert len(rows) == 30 and len(np.unique(rows[:, 1])) == 1
@@ -143,34 +156,52 @@ def test_calibration_reaches_association_and_run_json(sample_run):
 def test_calibration_for_other_cameras_is_one_line(tmp_path):
     calib = tmp_path / "calib.json"
     calib.write_text('{"lobby": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}')
-    proc = _cli("--videos", str(SAMPLE / "cam1.mp4"), "--out", str(tmp_path / "run"), "--calibration", str(calib),
-                "--quiet", "--offline", tmp_path=tmp_path)
+    proc = _cli(
+        "--videos",
+        str(SAMPLE / "cam1.mp4"),
+        "--out",
+        str(tmp_path / "run"),
+        "--calibration",
+        str(calib),
+        "--quiet",
+        "--offline",
+        tmp_path=tmp_path,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "names cameras lobby, none of which is in this run (cam1)" in proc.stderr
 
 
 def test_calibration_overlaps_are_what_association_receives(tmp_path, monkeypatch):
-    """The calibration is read once, from associate.calibration (what --calibration sets), and association gets
-    its homographies and the scene's overlaps (cam1/cam2 overlap, cam3 overlaps nobody)."""
-    import tracker.associate
+    """The calibration is read once, from associate.calibration (what --calibration sets), and association
+    gets its homographies and the scene's overlaps (cam1/cam2 overlap, cam3 overlaps nobody)."""
+    import tracker.association
     from tracker.config import PipelineConfig, override
     from tracker.pipeline import run
     from tracker.synthetic.render import render_scene
 
     scene = tmp_path / "scene"
-    render_scene(scene, cameras=3, people=3, seconds=3, seed=2, width=320, height=180, overlap=0.3,
-                 progress=False)
+    render_scene(
+        scene, cameras=3, people=3, seconds=3, seed=2, width=320, height=180, overlap=0.3, progress=False
+    )
     seen = []
-    real = tracker.associate.associate
+    real = tracker.association.associate
 
     def spy(tracklets, cfg, calibration=None):
         seen.append(calibration)
         return real(tracklets, cfg, calibration)
 
-    monkeypatch.setattr(tracker.associate, "associate", spy)
-    cfg = override(PipelineConfig(), **{"associate.calibration": str(scene / "scene.json"), "models.offline": True,
-                                        "detect.detector": "motion", "reid.embedder": "histogram",
-                                        "output.annotated_video": False, "execution.workers": 1})
+    monkeypatch.setattr(tracker.association, "associate", spy)
+    cfg = override(
+        PipelineConfig(),
+        **{
+            "associate.calibration": str(scene / "scene.json"),
+            "models.offline": True,
+            "detect.detector": "motion",
+            "reid.embedder": "histogram",
+            "output.annotated_video": False,
+            "execution.workers": 1,
+        },
+    )
     meta = run([scene / f"cam{i}.mp4" for i in (1, 2, 3)], tmp_path / "run", cfg, progress=False)
     (calibration,) = seen
     assert calibration.overlaps == {"cam1": {"cam2"}, "cam2": {"cam1"}, "cam3": set()}

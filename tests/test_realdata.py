@@ -33,8 +33,20 @@ pytestmark = pytest.mark.slow
 
 def track_cameras(out: Path, *args: str) -> dict:
     """Run ``python -m tracker`` (track-cameras) offline with per-camera ids; return its run.json."""
-    cmd = [sys.executable, "-m", "tracker", "--out", str(out), "--reid", "none", "--no-video", "--no-associate",
-           "--offline", "--quiet", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tracker",
+        "--out",
+        str(out),
+        "--reid",
+        "none",
+        "--no-video",
+        "--no-associate",
+        "--offline",
+        "--quiet",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "run.json").read_text())
@@ -42,8 +54,11 @@ def track_cameras(out: Path, *args: str) -> dict:
 
 def check_floors(what: str, metrics: dict, floors: dict[str, float]) -> None:
     """Print the measured metrics and assert each one named in ``floors`` reaches its floor."""
-    print(f"\n{what}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("HOTA", "IDF1", "MOTA", "DetA", "AssA"))
-          + f", IDSW {metrics['IDSW']}, FP {metrics['FP']}, FN {metrics['FN']}")
+    print(
+        f"\n{what}: "
+        + ", ".join(f"{k} {metrics[k]:.3f}" for k in ("HOTA", "IDF1", "MOTA", "DetA", "AssA"))
+        + f", IDSW {metrics['IDSW']}, FP {metrics['FP']}, FN {metrics['FN']}"
+    )
     low = {k: round(metrics[k], 3) for k, floor in floors.items() if metrics[k] < floor}
     assert not low, f"{what}: below the floors {floors}: {low}"
 
@@ -52,16 +67,22 @@ def test_mot17_public_detections_full_length(eval_data, tmp_path):
     train = eval_data / "mot17-mini" / "train"
     gt_root = eval_data / "mot-gt-full" / "gt" / "mot_challenge" / "MOT17-train"
     seq_dirs = [train / s for s in MOT17_SEQS]
-    meta = track_cameras(tmp_path / "run", "--videos", *map(str, seq_dirs),
-                         "--detections", *(str(d / "det" / "det.txt") for d in seq_dirs))
+    meta = track_cameras(
+        tmp_path / "run",
+        "--videos",
+        *map(str, seq_dirs),
+        "--detections",
+        *(str(d / "det" / "det.txt") for d in seq_dirs),
+    )
 
     frames = {c["name"]: c["frames_processed"] for c in meta["cameras"]}
     lengths = {s: int(read_seqinfo(train / s)["seqlength"]) for s in MOT17_SEQS}
     assert frames == lengths  # every frame of every sequence, not only the few on disk
     pairs = {s: (gt_root / s / "gt" / "gt.txt", tmp_path / "run" / "mot" / f"{s}.txt") for s in MOT17_SEQS}
     metrics = evaluate_sequences(pairs)
-    check_floors("MOT17 train, public FRCNN, COMBINED", metrics["COMBINED"],
-                 {"HOTA": 0.46, "IDF1": 0.53, "MOTA": 0.47})
+    check_floors(
+        "MOT17 train, public FRCNN, COMBINED", metrics["COMBINED"], {"HOTA": 0.46, "IDF1": 0.53, "MOTA": 0.47}
+    )
     for seq, m in metrics["sequences"].items():  # no sequence may collapse while the others carry the mean
         assert m["HOTA"] >= 0.35 and m["MOTA"] >= 0.32, (seq, m)
 
@@ -78,8 +99,12 @@ def test_pets09_end_to_end_motion_detector(eval_data, tmp_path):
     meta = track_cameras(tmp_path / "run", "--videos", str(video), "--detector", "motion")
     assert meta["cameras"][0]["frames_processed"] == 795
     assert meta["detectors"]["vtest"]["detector"] == "motion"
-    metrics = evaluate_sequences({"PETS09-S2L1": (gt, tmp_path / "run" / "mot" / "vtest.txt")}, {"PETS09-S2L1": 795})
-    check_floors("PETS09-S2L1, motion detector", metrics["COMBINED"], {"HOTA": 0.44, "IDF1": 0.57, "MOTA": 0.63})
+    metrics = evaluate_sequences(
+        {"PETS09-S2L1": (gt, tmp_path / "run" / "mot" / "vtest.txt")}, {"PETS09-S2L1": 795}
+    )
+    check_floors(
+        "PETS09-S2L1, motion detector", metrics["COMBINED"], {"HOTA": 0.44, "IDF1": 0.57, "MOTA": 0.63}
+    )
 
 
 def test_pets09_public_detections(eval_data, tmp_path):
@@ -89,7 +114,15 @@ def test_pets09_public_detections(eval_data, tmp_path):
     scores = np.loadtxt(dets, delimiter=",", usecols=6)
     low, high, new = np.quantile(scores, [0.1, 0.5, 0.6])
     config = tmp_path / "acf.yaml"
-    config.write_text(f"track:\n  low_thresh: {low:.3f}\n  high_thresh: {high:.3f}\n  new_track_thresh: {new:.3f}\n")
-    track_cameras(tmp_path / "run", "--videos", str(video), "--detections", str(dets), "--config", str(config))
-    metrics = evaluate_sequences({"PETS09-S2L1": (gt, tmp_path / "run" / "mot" / "vtest.txt")}, {"PETS09-S2L1": 795})
-    check_floors("PETS09-S2L1, public ACF detections", metrics["COMBINED"], {"HOTA": 0.49, "IDF1": 0.68, "MOTA": 0.77})
+    config.write_text(
+        f"track:\n  low_thresh: {low:.3f}\n  high_thresh: {high:.3f}\n  new_track_thresh: {new:.3f}\n"
+    )
+    track_cameras(
+        tmp_path / "run", "--videos", str(video), "--detections", str(dets), "--config", str(config)
+    )
+    metrics = evaluate_sequences(
+        {"PETS09-S2L1": (gt, tmp_path / "run" / "mot" / "vtest.txt")}, {"PETS09-S2L1": 795}
+    )
+    check_floors(
+        "PETS09-S2L1, public ACF detections", metrics["COMBINED"], {"HOTA": 0.49, "IDF1": 0.68, "MOTA": 0.77}
+    )

@@ -21,9 +21,16 @@ from tracker.types import CameraInfo, Crop, Tracklet
 FPS = 10.0
 # (person, camera, track_id, first_frame, last_frame); person p is global id p after association.
 LAYOUT = [
-    (1, "cam1", 1, 1, 20), (2, "cam1", 2, 5, 30), (3, "cam1", 3, 40, 60), (1, "cam1", 4, 70, 90),
-    (1, "cam2", 1, 25, 45), (2, "cam2", 2, 35, 55), (4, "cam2", 3, 10, 30),
-    (3, "cam3", 1, 1, 20), (5, "cam3", 2, 20, 40), (2, "cam3", 3, 60, 80),
+    (1, "cam1", 1, 1, 20),
+    (2, "cam1", 2, 5, 30),
+    (3, "cam1", 3, 40, 60),
+    (1, "cam1", 4, 70, 90),
+    (1, "cam2", 1, 25, 45),
+    (2, "cam2", 2, 35, 55),
+    (4, "cam2", 3, 10, 30),
+    (3, "cam3", 1, 1, 20),
+    (5, "cam3", 2, 20, 40),
+    (2, "cam3", 3, 60, 80),
 ]
 OFFSETS = {"cam1": 0.0, "cam2": 0.0, "cam3": 1.5}
 # cam2 is calibrated: ground metres (x, y) -> pixels (20 x + 100, 10 y + 50).
@@ -32,7 +39,7 @@ HOMOGRAPHY = np.array([[20.0, 0.0, 100.0], [0.0, 10.0, 50.0], [0.0, 0.0, 1.0]])
 
 @dataclass
 class Ev:
-    """Stands in for tracker.associate's evidence record (the store reads it by field name)."""
+    """Stands in for tracker.association's evidence record (the store reads it by field name)."""
 
     global_id: int
     a: tuple[str, int]
@@ -48,8 +55,10 @@ def person_colours(seed: int = 3) -> dict[int, np.ndarray]:
     hues = rng.permutation(np.linspace(0, 170, 5).astype(np.uint8))
     import cv2
 
-    return {p: cv2.cvtColor(np.uint8([[[h, 220, 230]]]), cv2.COLOR_HSV2BGR)[0, 0].astype(np.int16)
-            for p, h in zip(range(1, 6), hues)}
+    return {
+        p: cv2.cvtColor(np.uint8([[[h, 220, 230]]]), cv2.COLOR_HSV2BGR)[0, 0].astype(np.int16)
+        for p, h in zip(range(1, 6), hues)
+    }
 
 
 def person_crop(colour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,8 +71,8 @@ def person_crop(colour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def offline_embedder():
     """The offline histogram embedder, built as a run would build it (None while tracker.reid lacks it)."""
     try:
-        from tracker.reid import build_embedder
         from tracker.config import ReidConfig
+        from tracker.reid import build_embedder
     except ImportError:
         return None
     return build_embedder(ReidConfig(embedder="histogram"))
@@ -87,22 +96,53 @@ def make_tracklets(associated: bool = True, seed: int = 0, embedder=None) -> lis
         x = 50.0 + 4 * (frames - f0) + 30 * person
         boxes = np.c_[x, np.full_like(x, 60.0 + tid), x + 40, np.full_like(x, 180.0 + tid)]
         times = (frames - 1) / FPS + OFFSETS[cam]
-        crops = [Crop(int(f), boxes[f - f0].astype(np.float32), 0.9, 0.5 + 0.1 * k,
-                      person_crop(colours[person], rng)) for k, f in enumerate(frames[::6])]
+        crops = [
+            Crop(
+                int(f),
+                boxes[f - f0].astype(np.float32),
+                0.9,
+                0.5 + 0.1 * k,
+                person_crop(colours[person], rng),
+            )
+            for k, f in enumerate(frames[::6])
+        ]
         emb = None
         if embedder is not None:
             feats = embedder.embed([c.image for c in crops])
             w = np.array([c.quality for c in crops])
             emb = (w @ feats).astype(np.float32)
             emb /= np.linalg.norm(emb)
-        out.append(Tracklet(cam, tid, frames, times, boxes, np.full(len(frames), 0.8), crops, emb,
-                            person if associated else -1))
+        out.append(
+            Tracklet(
+                cam,
+                tid,
+                frames,
+                times,
+                boxes,
+                np.full(len(frames), 0.8),
+                crops,
+                emb,
+                person if associated else -1,
+            )
+        )
     return out
 
 
 def make_cameras() -> list[CameraInfo]:
-    return [CameraInfo(c, f"/nonexistent/{c}.mp4", 640, 360, FPS, OFFSETS[c], 100, 100,
-                       HOMOGRAPHY if c == "cam2" else None) for c in ("cam1", "cam2", "cam3")]
+    return [
+        CameraInfo(
+            c,
+            f"/nonexistent/{c}.mp4",
+            640,
+            360,
+            FPS,
+            OFFSETS[c],
+            100,
+            100,
+            HOMOGRAPHY if c == "cam2" else None,
+        )
+        for c in ("cam1", "cam2", "cam3")
+    ]
 
 
 def make_evidence(tracklets: list[Tracklet]) -> list[Ev]:
@@ -114,8 +154,16 @@ def make_evidence(tracklets: list[Tracklet]) -> list[Ev]:
     for gid, ts in by_id.items():
         for a, b in zip(ts, ts[1:]):
             d = 0.1 if a.embedding is None else float(1 - a.embedding @ b.embedding)
-            out.append(Ev(gid, a.key, b.key, d, {"appearance": d, "gap": b.start_time - a.end_time},
-                          "appearance and transit time"))
+            out.append(
+                Ev(
+                    gid,
+                    a.key,
+                    b.key,
+                    d,
+                    {"appearance": d, "gap": b.start_time - a.end_time},
+                    "appearance and transit time",
+                )
+            )
     return out
 
 
@@ -151,8 +199,13 @@ def test_round_trip(tmp_path):
         t.embedding = np.random.default_rng(t.track_id).normal(size=16).astype(np.float32)
     evidence = make_evidence(tracklets)
     path = tmp_path / "results.sqlite"
-    write_store(path, meta={"config": {"reid": {"embedder": "none"}}, "x": np.float32(1.5)},
-                cameras=make_cameras(), tracklets=tracklets, evidence=evidence)
+    write_store(
+        path,
+        meta={"config": {"reid": {"embedder": "none"}}, "x": np.float32(1.5)},
+        cameras=make_cameras(),
+        tracklets=tracklets,
+        evidence=evidence,
+    )
     with ResultsStore.open(path, readonly=True) as store:
         assert store.meta() == {"config": {"reid": {"embedder": "none"}}, "x": 1.5}
         cams = store.cameras()
@@ -160,9 +213,14 @@ def test_round_trip(tmp_path):
         assert cams[2].offset == 1.5 and cams[0].homography is None
         np.testing.assert_allclose(cams[1].homography, HOMOGRAPHY)
         back = store.tracklets()
-        assert store.counts() == {"cameras": 3, "tracklets": 10, "identities": 5,
-                                  "boxes": sum(len(t) for t in tracklets),
-                                  "crops": sum(len(t.crops) for t in tracklets), "evidence": len(evidence)}
+        assert store.counts() == {
+            "cameras": 3,
+            "tracklets": 10,
+            "identities": 5,
+            "boxes": sum(len(t) for t in tracklets),
+            "crops": sum(len(t.crops) for t in tracklets),
+            "evidence": len(evidence),
+        }
         assert store.associated() and store.uses_global_ids()
         assert [len(e) for e in (store.evidence(1), store.evidence(2), store.evidence(4))] == [2, 2, 0]
         ev = store.evidence(3)[0]
@@ -279,7 +337,9 @@ def test_schema_versions(tmp_path, monkeypatch):
     # A registered migration is applied in place, in a transaction.
     _set_version(path, 2)
     monkeypatch.setattr("tracker.store.schema.SCHEMA_VERSION", 3)
-    monkeypatch.setattr("tracker.store.schema.MIGRATIONS", {2: "ALTER TABLE identities ADD COLUMN note TEXT;"})
+    monkeypatch.setattr(
+        "tracker.store.schema.MIGRATIONS", {2: "ALTER TABLE identities ADD COLUMN note TEXT;"}
+    )
     with pytest.raises(InputError, match="open it writable once"):
         ResultsStore.open(path, readonly=True)
     with ResultsStore.open(path) as store:
@@ -296,8 +356,10 @@ def test_version_1_store_is_migrated(tmp_path):
     with ResultsStore.open(path, readonly=True) as store:
         rows = [store.mot_rows(c.name).tolist() for c in store.cameras()]
     conn = sqlite3.connect(path)
-    conn.executescript("DROP INDEX track_boxes_frame; DROP INDEX track_boxes_global; DROP INDEX track_boxes_tracklet;"
-                       "ALTER TABLE track_boxes RENAME TO detections; PRAGMA user_version = 1;")
+    conn.executescript(
+        "DROP INDEX track_boxes_frame; DROP INDEX track_boxes_global; DROP INDEX track_boxes_tracklet;"
+        "ALTER TABLE track_boxes RENAME TO detections; PRAGMA user_version = 1;"
+    )
     conn.close()
     with ResultsStore.open(path) as store:
         assert [store.mot_rows(c.name).tolist() for c in store.cameras()] == rows
@@ -310,9 +372,12 @@ def test_version_1_store_is_migrated(tmp_path):
 
 def _state(store: ResultsStore) -> tuple:
     """Everything a correction may change: memberships, identities, evidence and MOT rows."""
-    return ([(t.key, t.global_id) for t in store.tracklet_infos()], store.identities(),
-            sorted((e.id, e.global_id, e.a, e.b) for g in range(1, 10) for e in store.evidence(g)),
-            [store.mot_rows(c.name).tolist() for c in store.cameras()])
+    return (
+        [(t.key, t.global_id) for t in store.tracklet_infos()],
+        store.identities(),
+        sorted((e.id, e.global_id, e.a, e.b) for g in range(1, 10) for e in store.evidence(g)),
+        [store.mot_rows(c.name).tolist() for c in store.cameras()],
+    )
 
 
 def test_merge_split_label_undo(run_dir):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tracker.config import TrackConfig
-from tracker.geometry import iou_matrix
 from tracker.track import CameraTracker, crop_quality, max_misses
 from tracker.types import Detections
 
@@ -51,13 +49,21 @@ def test_tracker_on_noisy_gt_boxes_keeps_identities(tmp_path):
 
     gt = synthetic_walkers()
     tracklets = track_noisy(gt)
-    gt_rows = [(f, int(i), *map(float, b[:2]), float(b[2] - b[0]), float(b[3] - b[1]), 1, 1, 1.0)
-               for f, (ids, boxes) in gt.items() for i, b in zip(ids, boxes)]
-    res_rows = [(f, t.track_id, *map(float, b[:2]), float(b[2] - b[0]), float(b[3] - b[1]), 1.0, -1, -1, -1)
-                for t in tracklets for f, b, _ in t.iter_rows()]
+    gt_rows = [
+        (f, int(i), *map(float, b[:2]), float(b[2] - b[0]), float(b[3] - b[1]), 1, 1, 1.0)
+        for f, (ids, boxes) in gt.items()
+        for i, b in zip(ids, boxes)
+    ]
+    res_rows = [
+        (f, t.track_id, *map(float, b[:2]), float(b[2] - b[0]), float(b[3] - b[1]), 1.0, -1, -1, -1)
+        for t in tracklets
+        for f, b, _ in t.iter_rows()
+    ]
     _write_mot(tmp_path / "gt.txt", gt_rows)
     _write_mot(tmp_path / "res.txt", sorted(res_rows))
-    m = evaluate_sequences({"synthetic": (tmp_path / "gt.txt", tmp_path / "res.txt")})["sequences"]["synthetic"]
+    m = evaluate_sequences({"synthetic": (tmp_path / "gt.txt", tmp_path / "res.txt")})["sequences"][
+        "synthetic"
+    ]
     assert m["IDF1"] >= 0.95, m
     assert m["MOTA"] >= 0.90, m
 

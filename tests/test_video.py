@@ -55,8 +55,6 @@ def test_folder_and_mot_sequence(tmp_path):
     assert len(frames) == 4 and frames[0].image is None
 
 
-
-
 @pytest.mark.parametrize("kind", ["missing", "text", "empty", "zero-frames", "empty-folder"])
 def test_bad_inputs_name_the_file(tmp_path, kind):
     path = tmp_path / "bad.mp4"

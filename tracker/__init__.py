@@ -1,6 +1,7 @@
 """multicam-tracker: turn several camera videos into one consistent set of person identities.
 
-The public API for scripts (names load on first use, so ``import tracker`` stays light)::
+The public API for scripts (names load on first use, so ``import tracker`` stays light: no stage, OpenCV,
+torch or ultralytics until a name is used)::
 
     import tracker
 
@@ -38,8 +39,8 @@ _EXPORTS = {
     "build_embedder": "tracker.reid",
     "Calibration": "tracker.calibration",
     "load_calibration": "tracker.calibration",
-    "associate": "tracker.associate",
-    "Association": "tracker.associate",
+    "associate": "tracker.association",
+    "Association": "tracker.association",
     "ResultsStore": "tracker.store",
     "evaluate_run": "tracker.evaluate",
 }

@@ -19,8 +19,13 @@ def id_colour(identity: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw_boxes(image: np.ndarray, boxes: np.ndarray, ids: list[int], labels: list[str] | None = None,
-               size: float | None = None) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    ids: list[int],
+    labels: list[str] | None = None,
+    size: float | None = None,
+) -> np.ndarray:
     """Draw ``boxes`` (N, 4) xyxy with filled id labels on a copy of ``image``.
 
     ``size`` scales lines and text (default: with the frame height, 1.0 at 720 rows); labels stay inside
@@ -37,13 +42,22 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, ids: list[int], labels: lis
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * size, text_px)
         top = max(y1, th + pad)
         cv2.rectangle(out, (x1, top - th - pad), (x1 + tw + pad, top), colour, -1)
-        cv2.putText(out, text, (x1 + pad // 2, top - pad // 2 - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * size, (0, 0, 0),
-                    text_px, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            text,
+            (x1 + pad // 2, top - pad // 2 - 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * size,
+            (0, 0, 0),
+            text_px,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def write_annotated_videos(sources: list[FrameSource], tracklets: list[Tracklet], out_dir: Path,
-                           progress: bool = True) -> list[Path]:
+def write_annotated_videos(
+    sources: list[FrameSource], tracklets: list[Tracklet], out_dir: Path, progress: bool = True
+) -> list[Path]:
     """Write ``out_dir/<camera>.mp4`` for every source with pixels; ids are global ids when assigned."""
     from tqdm import tqdm
 
@@ -59,7 +73,9 @@ def write_annotated_videos(sources: list[FrameSource], tracklets: list[Tracklet]
         per_frame = rows.get(src.camera, {})
         target = Path(out_dir) / f"{src.camera}.mp4"
         with open_video(target, src.info.width, src.info.height, src.info.fps / src.stride) as writer:
-            for frame in tqdm(src, total=len(src), desc=f"video {src.camera}", unit="frame", disable=not progress):
+            for frame in tqdm(
+                src, total=len(src), desc=f"video {src.camera}", unit="frame", disable=not progress
+            ):
                 items = per_frame.get(frame.index, [])
                 boxes = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
                 writer.write(draw_boxes(frame.image, boxes, [i for _, i in items]))

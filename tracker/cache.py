@@ -40,14 +40,32 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the pickled layout changes
 # What unpickling a damaged, truncated or stale (classes since renamed) entry raises.
-UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
-                     ValueError)
+UNPICKLING_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    AttributeError,
+    ImportError,
+    IndexError,
+    TypeError,
+    ValueError,
+)
 KEY_CHARS = 20  # hex characters of the sha256 kept in file names
 BLOCK = 1 << 20  # head / tail block hashed for large files
 FULL_HASH_BELOW = 4 << 20  # files up to this size are hashed whole
 FOLDER_BLOCK = 1 << 13  # head / tail block per file of a frame folder (thousands of files)
 # Modules whose code decides a camera's stage result; a change to any of them invalidates the cache.
-STAGE_MODULES = ("types", "config", "geometry", "video", "mot", "detect", "track", "camera", "chunking", "cache")
+STAGE_MODULES = (
+    "types",
+    "config",
+    "geometry",
+    "video",
+    "mot",
+    "detect",
+    "track",
+    "camera",
+    "chunking",
+    "cache",
+)
 NUMERIC_PACKAGES = ("numpy", "opencv-python", "torch", "torchvision", "ultralytics", "filterpy", "lap")
 
 

@@ -39,8 +39,8 @@ class Calibration:
         known = set(names)
         if not self.cameras & known:
             raise InputError(
-                f"{self.source or 'calibration'}: names cameras {', '.join(sorted(self.cameras))}, none of which "
-                f"is in this run ({', '.join(names)}); give the cameras those names with --names"
+                f"{self.source or 'calibration'}: names cameras {', '.join(sorted(self.cameras))}, "
+                f"none of which is in this run ({', '.join(names)}); name the cameras so with --names"
             )
         overlaps = None
         if self.overlaps is not None:
@@ -59,7 +59,9 @@ def _read_mapping(path: Path) -> object:
         text = path.read_text()
         return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError):
-        raise InputError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}") from None
+        raise InputError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}"
+        ) from None
 
 
 def _homography(value: object, where: str) -> np.ndarray:

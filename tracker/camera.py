@@ -1,13 +1,13 @@
 """The camera stage: one camera (or one time chunk of it) -> tracklets with crops and appearance features.
 
-A :class:`Piece` is a unit of camera-stage work: a camera's frames (``FrameSource``, windowed to a time
-chunk) and its detection file if it has one. :func:`process_pieces` runs one or more pieces in this process,
-reading them round-robin: every round takes up to ``max(1, detect.batch // pieces)`` frames of each piece,
-sends frames of pieces whose detectors share a ``batch_group`` to one detector call (several cameras on one
-GPU at full batches), updates each piece's tracker, and at the end embeds the crops of all pieces' tracklets in
+A :class:`Piece` is a unit of camera-stage work: a camera's frames (``FrameSource``, windowed to a time chunk)
+and its detection file if it has one. :func:`process_pieces` runs one or more pieces in this process, reading
+them round-robin: every round takes up to ``max(1, detect.batch // pieces)`` frames of each piece, sends
+frames of pieces whose detectors share a ``batch_group`` to one detector call (several cameras on one GPU at
+full batches), updates each piece's tracker, and at the end embeds the crops of all pieces' tracklets in
 batches of ``reid.batch_size``. :func:`assemble` turns a camera's piece results into its
-:class:`CameraResult`: chunks stitched (:mod:`tracker.chunking`), each tracklet's embedding the quality-weighted
-mean of its crops' features.
+:class:`CameraResult`: chunks stitched (:mod:`tracker.chunking`), each tracklet's embedding the
+quality-weighted mean of its crops' features.
 
 The scheduler (:mod:`tracker.executor`) decides which pieces run together and where; it knows nothing of what
 happens inside them.
@@ -134,8 +134,15 @@ def process_pieces(
         t = time.perf_counter()
         tracklets = s.tracker.finish()
         s.timings["track"] += time.perf_counter() - t
-        results.append(PieceResult(s.piece.camera, ChunkTracks(s.piece.chunk, tracklets), s.detector.info(),
-                                   s.timings, s.frames_owned))
+        results.append(
+            PieceResult(
+                s.piece.camera,
+                ChunkTracks(s.piece.chunk, tracklets),
+                s.detector.info(),
+                s.timings,
+                s.frames_owned,
+            )
+        )
     if embedder is not None:
         _embed_crops(results, embedder, cfg.reid.batch_size)
     return results
@@ -242,8 +249,14 @@ def assemble(source: FrameSource, parts: Sequence[PieceResult], cfg: PipelineCon
     parts = sorted(parts, key=lambda p: p.tracks.chunk.start)
     fps = source.info.fps / source.stride
     tc = cfg.track
-    tracks = stitch([p.tracks for p in parts], tc.max_crops, tc.min_length, max_misses(tc, fps), source.stride,
-                    tc.interpolate)
+    tracks = stitch(
+        [p.tracks for p in parts],
+        tc.max_crops,
+        tc.min_length,
+        max_misses(tc, fps),
+        source.stride,
+        tc.interpolate,
+    )
     for t, feats in zip(tracks.tracklets, tracks.features):
         if feats is not None and len(feats):
             t.embedding = tracklet_embedding(feats, np.array([c.quality for c in t.crops]))

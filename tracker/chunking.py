@@ -45,8 +45,9 @@ class Chunk:
 WHOLE = Chunk(1, 1, None)
 
 
-def plan_chunks(frames_total: int | None, fps: float, chunk_seconds: float,
-                overlap_seconds: float) -> list[Chunk]:
+def plan_chunks(
+    frames_total: int | None, fps: float, chunk_seconds: float, overlap_seconds: float
+) -> list[Chunk]:
     """The chunks of a camera with ``frames_total`` frames at ``fps``.
 
     One chunk (:data:`WHOLE`) when ``chunk_seconds`` is 0, the frame count is unknown, or the video is not
@@ -63,8 +64,10 @@ def plan_chunks(frames_total: int | None, fps: float, chunk_seconds: float,
     lead = max(1, round(overlap_seconds * fps))
     owns = [1 + round(k * frames_total / n) for k in range(n)]
     stops = [*owns[1:], None]
-    return [Chunk(max(1, own - lead) if k else 1, own, stop)
-            for k, (own, stop) in enumerate(zip(owns, stops, strict=True))]
+    return [
+        Chunk(max(1, own - lead) if k else 1, own, stop)
+        for k, (own, stop) in enumerate(zip(owns, stops, strict=True))
+    ]
 
 
 @dataclass
@@ -104,11 +107,20 @@ class _Growing:
         rows = t.frames >= keep_from
         if not rows.any():
             return None
-        crops = [(c, None if feats is None else feats[j])
-                 for j, c in enumerate(t.crops) if c.frame >= keep_from]
+        crops = [
+            (c, None if feats is None else feats[j]) for j, c in enumerate(t.crops) if c.frame >= keep_from
+        ]
         frames = t.frames[rows]
-        return cls(t.camera, (int(frames[0]), chunk_no, t.track_id), frames, t.times[rows], t.boxes[rows],
-                   t.scores[rows], [c for c, _ in crops], [f for _, f in crops])
+        return cls(
+            t.camera,
+            (int(frames[0]), chunk_no, t.track_id),
+            frames,
+            t.times[rows],
+            t.boxes[rows],
+            t.scores[rows],
+            [c for c, _ in crops],
+            [f for _, f in crops],
+        )
 
     @property
     def last(self) -> int:
@@ -158,8 +170,14 @@ def _overlap_cost(left: list[_Growing], right: list[_Growing], lo: int, hi: int)
     return cost
 
 
-def stitch(parts: list[ChunkTracks], max_crops: int, min_length: int, max_gap: int, step: int = 1,
-           interpolate: bool = True) -> ChunkTracks:
+def stitch(
+    parts: list[ChunkTracks],
+    max_crops: int,
+    min_length: int,
+    max_gap: int,
+    step: int = 1,
+    interpolate: bool = True,
+) -> ChunkTracks:
     """Join the tracklets of a camera's chunks into one set (see the module docstring).
 
     ``parts`` in any order; ``max_crops`` / ``min_length`` / ``interpolate`` as in the tracker's config
@@ -196,8 +214,9 @@ def stitch(parts: list[ChunkTracks], max_crops: int, min_length: int, max_gap: i
     tracklets, features = [], []
     for new_id, g in enumerate(done, start=1):
         g.limit_crops(max_crops)
-        tracklets.append(Tracklet(g.camera, new_id, g.frames, g.times, g.boxes, g.scores,
-                                  crops=list(g.crops)))
+        tracklets.append(
+            Tracklet(g.camera, new_id, g.frames, g.times, g.boxes, g.scores, crops=list(g.crops))
+        )
         feats = [f for f in g.features if f is not None]
         whole = g.crops and len(feats) == len(g.crops)
         features.append(np.stack(feats).astype(np.float32) if whole else None)

@@ -4,9 +4,9 @@
     track-cameras export RUN_DIR          (re-export MOT / identities / MTMC files from the results store)
 
 Config values come from the YAML file (defaults when none is given); every flag is an override of one config
-key (:data:`FLAGS`), so the config is the one route by which settings reach the stages. The environment is read
-here: ``MULTICAM_TRACKER_OFFLINE=1`` is ``--offline`` (``MULTICAM_TRACKER_HOME``, the default model cache, is
-read when the pipeline resolves ``models.cache_dir``).
+key (:data:`FLAGS`), so the config is the one route by which settings reach the stages. The environment is
+read here: ``MULTICAM_TRACKER_OFFLINE=1`` is ``--offline`` (``MULTICAM_TRACKER_HOME``, the default model
+cache, is read when the pipeline resolves ``models.cache_dir``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seconds like 0,1.5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated seconds like 0,1.5, got {text!r}"
+        ) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,45 +59,84 @@ def _parser() -> argparse.ArgumentParser:
         description="Detect, track and re-identify people across several cameras; write MOT files, "
         "a results database and annotated videos. `track-cameras export RUN_DIR` re-exports a run.",
     )
-    p.add_argument("--videos", nargs="+", metavar="PATH",
-                   help="video files, folders of frames or MOTChallenge sequence folders, one per camera")
+    p.add_argument(
+        "--videos",
+        nargs="+",
+        metavar="PATH",
+        help="video files, folders of frames or MOTChallenge sequence folders, one per camera",
+    )
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--config", metavar="YAML", help="config file (see configs/default.yaml)")
     p.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: file stems)")
     p.add_argument("--detector", choices=["auto", "yolo", "motion", "hog"])
-    p.add_argument("--detector-weights", metavar="PATH",
-                   help="YOLO weights (.pt, .onnx, an OpenVINO/TensorRT export folder) or a model name to download")
-    p.add_argument("--detections", nargs="+", metavar="DET_TXT",
-                   help="MOT-format detection files, one per input, replacing the detector")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device for detection and re-identification")
+    p.add_argument(
+        "--detector-weights",
+        metavar="PATH",
+        help="YOLO weights (.pt, .onnx, an OpenVINO/TensorRT export folder) or a model name to download",
+    )
+    p.add_argument(
+        "--detections",
+        nargs="+",
+        metavar="DET_TXT",
+        help="MOT-format detection files, one per input, replacing the detector",
+    )
+    p.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], help="device for detection and re-identification"
+    )
     p.add_argument("--reid", choices=["auto", "mgn", "histogram", "none"], help="appearance embedder")
     p.add_argument("--reid-weights", metavar="PATH", help="MGN checkpoint")
-    p.add_argument("--offsets", type=_floats, metavar="S1,S2", help="per-camera start time in seconds on a common clock")
+    p.add_argument(
+        "--offsets", type=_floats, metavar="S1,S2", help="per-camera start time in seconds on a common clock"
+    )
     p.add_argument("--frame-stride", type=int, metavar="N", help="process every N-th frame")
-    p.add_argument("--calibration", metavar="PATH", help="scene.json or calibration file with ground-plane homographies")
-    p.add_argument("--no-associate", action="store_true", help="skip cross-camera association (per-camera ids)")
+    p.add_argument(
+        "--calibration", metavar="PATH", help="scene.json or calibration file with ground-plane homographies"
+    )
+    p.add_argument(
+        "--no-associate", action="store_true", help="skip cross-camera association (per-camera ids)"
+    )
     p.add_argument("--no-video", action="store_true", help="do not write annotated videos")
     p.add_argument("--offline", action="store_true", help="never use the network (no model downloads)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
-    p.add_argument("--executor", choices=["local", "ray"],
-                   help="run cameras in local worker processes (default) or as Ray tasks")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="parallel workers (default: min(cameras or chunks, CPU cores); 1: in this process)")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="Ray cluster to use (default: start Ray on this machine)")
-    p.add_argument("--chunk-seconds", type=float, metavar="S",
-                   help="process long videos in time chunks of about S seconds in parallel, tracks stitched")
-    p.add_argument("--batch-cameras", type=int, metavar="K",
-                   help="cameras one worker reads round-robin, with detector and re-id batches across them "
-                   "(cameras sharing a GPU)")
-    p.add_argument("--force", action="store_true",
-                   help="recompute every camera, ignoring the stage cache in RUN_DIR/cache")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="run cameras in local worker processes (default) or as Ray tasks",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="parallel workers (default: min(cameras or chunks, CPU cores); 1: in this process)",
+    )
+    p.add_argument(
+        "--ray-address", metavar="ADDR", help="Ray cluster to use (default: start Ray on this machine)"
+    )
+    p.add_argument(
+        "--chunk-seconds",
+        type=float,
+        metavar="S",
+        help="process long videos in time chunks of about S seconds in parallel, tracks stitched",
+    )
+    p.add_argument(
+        "--batch-cameras",
+        type=int,
+        metavar="K",
+        help="cameras one worker reads round-robin, with detector and re-id batches across them "
+        "(cameras sharing a GPU)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every camera, ignoring the stage cache in RUN_DIR/cache",
+    )
     return p
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
-    """``--offsets -1.5,0`` as ``--offsets=-1.5,0``: argparse would take a value starting with '-' for a flag."""
+    """``--offsets -1.5,0`` as ``--offsets=-1.5,0``: argparse would take a value starting with '-' for a
+    flag."""
     out: list[str] = []
     for arg in argv:
         if out and out[-1] == "--offsets" and arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "."):
@@ -134,7 +175,9 @@ def track_cameras(argv: list[str] | None = None) -> int:
 
         return export_main(argv[1:])
     args = _parser().parse_args(_join_negative_values(argv))
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s"
+    )
     cfg = config_from_args(args)
     if args.print_config:
         print(dump_yaml(cfg), end="")
@@ -147,6 +190,8 @@ def track_cameras(argv: list[str] | None = None) -> int:
     if not args.quiet:
         cams = ", ".join(f"{c['name']}: {c['tracklets']} tracklets" for c in meta["cameras"])
         ids = meta.get("num_identities")
-        print(f"wrote {args.out} ({cams}{f'; {ids} identities' if ids is not None else ''}) "
-              f"in {meta['timings']['total']:.1f} s")
+        print(
+            f"wrote {args.out} ({cams}{f'; {ids} identities' if ids is not None else ''}) "
+            f"in {meta['timings']['total']:.1f} s"
+        )
     return 0

@@ -1,13 +1,13 @@
 """Typed configuration: one frozen dataclass per stage, read from YAML at the edge. A leaf module.
 
-A YAML file (``configs/*.yaml``) has one section per stage. Every key is optional (defaults are the
-dataclass defaults); an unknown key, a wrong type or a value out of range is an
-:class:`~tracker.errors.InputError` naming the file and the key. Every section checks its own values in
-``__post_init__`` (one style: ``section.key: must be ..., got ...``), so a config that exists is valid, however
-it was made (file, command-line override, a library call). Command-line flags are overrides of this config
-(:func:`override`), the one route by which settings reach the stages. The pipeline *resolves* a config once
-(``auto`` detector, embedder and devices made concrete, see :func:`tracker.pipeline.resolve_config`); workers,
-the stage cache key and run.json all use the resolved config.
+A YAML file (``configs/*.yaml``) has one section per stage. Every key is optional (defaults are the dataclass
+defaults); an unknown key, a wrong type or a value out of range is an :class:`~tracker.errors.InputError`
+naming the file and the key. Every section checks its own values in ``__post_init__`` (one style:
+``section.key: must be ..., got ...``), so a config that exists is valid, however it was made (file,
+command-line override, a library call). Command-line flags are overrides of this config (:func:`override`),
+the one route by which settings reach the stages. The pipeline *resolves* a config once (``auto`` detector,
+embedder and devices made concrete, see :func:`tracker.pipeline.resolve_config`); workers, the stage cache key
+and run.json all use the resolved config.
 
 This module imports nothing from the stages; the stages import their section from here.
 """
@@ -19,9 +19,10 @@ import math
 import textwrap
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import yaml
 
@@ -39,15 +40,24 @@ FASTREID_MGN_URL = "https://github.com/JDAI-CV/fast-reid/releases/download/v0.1.
 
 
 class _Checked:
-    """Range checks for a section's ``__post_init__``; errors read ``<SECTION>.<key>: must be ..., got ...``."""
+    """Range checks for a section's ``__post_init__``; errors read ``<SECTION>.<key>: must be ..., got
+    ...``."""
 
     SECTION: ClassVar[str] = ""
 
     def _fail(self, name: str, want: str) -> None:
         raise InputError(f"{self.SECTION}.{name}: must be {want}, got {getattr(self, name)!r}")
 
-    def _number(self, name: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-                hi_open: bool = False, inf_ok: bool = False) -> None:
+    def _number(
+        self,
+        name: str,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        lo_open: bool = False,
+        hi_open: bool = False,
+        inf_ok: bool = False,
+    ) -> None:
         """``getattr(self, name)`` is a number (not NaN, finite unless ``inf_ok``) in the given range."""
         v = getattr(self, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
@@ -95,7 +105,9 @@ class MotionConfig(_Checked):
     """Background-subtraction detector for static cameras (OpenCV MOG2)."""
 
     SECTION: ClassVar[str] = "detect.motion"
-    scale: float = 1.0  # background subtraction runs on frames resized by this factor (0.5: ~2x faster, less exact)
+    scale: float = (
+        1.0  # background subtraction runs on frames resized by this factor (0.5: ~2x faster, less exact)
+    )
     history: int = 300
     var_threshold: float = 40.0
     warmup_frames: int = 30
@@ -124,7 +136,8 @@ class MotionConfig(_Checked):
 @dataclass(frozen=True)
 class DetectConfig(_Checked):
     """Person detection: ``detector`` is ``auto``, ``yolo``, ``motion`` or ``hog``; ``detections`` are MOT
-    detection files, one per camera, that replace the detector (the MOTChallenge public-detection protocol)."""
+    detection files, one per camera, that replace the detector (the MOTChallenge public-detection
+    protocol)."""
 
     SECTION: ClassVar[str] = "detect"
     detector: str = "auto"
@@ -250,8 +263,10 @@ class CameraLink(_Checked):
         self._number("min_transit", 0)
         self._number("max_transit", inf_ok=True)
         if self.max_transit < self.min_transit:
-            raise InputError(f"associate.links ({self.a}, {self.b}): need min_transit <= max_transit, got "
-                             f"{self.min_transit} and {self.max_transit}")
+            raise InputError(
+                f"associate.links ({self.a}, {self.b}): need min_transit <= max_transit, got "
+                f"{self.min_transit} and {self.max_transit}"
+            )
 
 
 @dataclass(frozen=True)
@@ -259,7 +274,7 @@ class AssociateConfig(_Checked):
     """Constrained clustering of tracklets into global identities.
 
     Distances are on the scale of the appearance term, the cosine distance ``1 - cos`` of two tracklet
-    embeddings (0 identical, 1 unrelated); the other terms are added to it (see ``tracker.associate``), and
+    embeddings (0 identical, 1 unrelated); the other terms are added to it (see ``tracker.association``), and
     two groups of tracklets are joined while their average-linkage distance is below ``threshold``.
     ``enabled``: false gives every tracklet its own identity. ``calibration``: a scene.json or a calibration
     file with per-camera ground-plane homographies (a scene.json's ``overlaps`` say which views overlap).
@@ -291,8 +306,16 @@ class AssociateConfig(_Checked):
         for name in ("threshold", "world_gate", "break_radius", "max_speed"):
             self._number(name, 0, lo_open=True)
         self._number("max_gap", 0, lo_open=True, inf_ok=True)
-        for name in ("time_weight", "transit_weight", "world_weight", "speed_weight", "sync_tolerance",
-                     "break_gap", "continuity_weight", "missing_appearance"):
+        for name in (
+            "time_weight",
+            "transit_weight",
+            "world_weight",
+            "speed_weight",
+            "sync_tolerance",
+            "break_gap",
+            "continuity_weight",
+            "missing_appearance",
+        ):
             self._number(name, 0)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)
@@ -345,7 +368,8 @@ class ExecConfig(_Checked):
 @dataclass(frozen=True)
 class ModelsConfig(_Checked):
     """Where model files come from: ``offline`` never uses the network (no downloads; ultralytics is told so
-    too); ``cache_dir`` is the model cache (None: ``$MULTICAM_TRACKER_HOME``, else ``~/.cache/multicam-tracker``)."""
+    too); ``cache_dir`` is the model cache (None: ``$MULTICAM_TRACKER_HOME``, else
+    ``~/.cache/multicam-tracker``)."""
 
     SECTION: ClassVar[str] = "models"
     offline: bool = False
@@ -381,7 +405,9 @@ def _build(cls: type, data: Mapping[str, Any] | None, path: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
-            raise InputError(f"{path or 'config'}: unknown key '{key}' (known keys: {', '.join(sorted(names))})")
+            raise InputError(
+                f"{path or 'config'}: unknown key '{key}' (known keys: {', '.join(sorted(names))})"
+            )
     return cls(**{k: _coerce(v, hints[k], f"{path}.{k}" if path else str(k)) for k, v in data.items()})
 
 
@@ -478,7 +504,12 @@ def dump_yaml(cfg: Any) -> str:
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
         lines.append("")
-        lines.extend(f"# {line}" for line in textwrap.wrap(_first_sentence(type(section).__doc__ or ""), 106, break_on_hyphens=False))
+        lines.extend(
+            f"# {line}"
+            for line in textwrap.wrap(
+                _first_sentence(type(section).__doc__ or ""), 106, break_on_hyphens=False
+            )
+        )
         body = yaml.safe_dump({f.name: _plain(section)}, sort_keys=False, default_flow_style=False)
         lines.extend(body.rstrip().splitlines())
     return "\n".join(lines) + "\n"

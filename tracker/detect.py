@@ -1,10 +1,10 @@
 """Person detection: ultralytics YOLO, offline OpenCV detectors when no YOLO weights can be had, or MOT files.
 
 All detectors share one interface (:class:`Detector`): ``detect(frames) -> list[Detections]`` for a batch of
-frames, ``info() -> dict`` saying what was actually used (for run.json), and ``batch_group``, which states what
-the detector needs of the scheduler: detectors with the same non-None ``batch_group`` hold no per-camera state,
-so frames of several cameras may go to one of them in one call (YOLO and HOG); ``None`` means one instance per
-camera (the motion detector's background model, a camera's own detection file).
+frames, ``info() -> dict`` saying what was actually used (for run.json), and ``batch_group``, which states
+what the detector needs of the scheduler: detectors with the same non-None ``batch_group`` hold no per-camera
+state, so frames of several cameras may go to one of them in one call (YOLO and HOG); ``None`` means one
+instance per camera (the motion detector's background model, a camera's own detection file).
 :func:`build_detector` makes one for a camera.
 
 * ``yolo``   ultralytics YOLO (``.pt``, ONNX, OpenVINO / TensorRT export folders), person class only, batched.
@@ -20,9 +20,9 @@ import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -52,12 +52,15 @@ class Detector(Protocol):
     def info(self) -> dict: ...
 
 
-def resolve_detector(cfg: DetectConfig, models: ModelsConfig = ModelsConfig()) -> tuple[DetectConfig, str | None]:
+def resolve_detector(
+    cfg: DetectConfig, models: ModelsConfig = ModelsConfig()
+) -> tuple[DetectConfig, str | None]:
     """Decide what ``auto`` means here, once: ``yolo`` (with the weights' path) or ``motion``.
 
     Returns the config with a concrete ``detector`` and ``device`` (``cpu`` for the OpenCV detectors; for YOLO
-    also the ``weights`` path), and the reason for falling back to ``motion`` (None when there was no fallback); logs one warning line on a fallback. ``yolo`` gets its
-    weights resolved (downloaded into the model cache if need be, unless ``models.offline``).
+    also the ``weights`` path), and the reason for falling back to ``motion`` (None when there was no
+    fallback); logs one warning line on a fallback. ``yolo`` gets its weights resolved (downloaded into the
+    model cache if need be, unless ``models.offline``).
     """
     if cfg.detector not in ("auto", "yolo"):
         return dataclasses.replace(cfg, device="cpu"), None
@@ -101,7 +104,7 @@ def build_detector(
     raise InputError(f"detect.detector: {cfg.detector!r} is not one of {', '.join(DETECTORS)}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(message: str) -> None:
     log.warning(message)
 
@@ -169,7 +172,9 @@ def _prepare_ultralytics(models: ModelsConfig) -> None:
         SETTINGS.update(wanted)
 
 
-def resolve_yolo_weights(weights: str, models: ModelsConfig, download: bool = True) -> tuple[Path | None, str]:
+def resolve_yolo_weights(
+    weights: str, models: ModelsConfig, download: bool = True
+) -> tuple[Path | None, str]:
     """Find YOLO weights on disk (as given, then in the model cache) or download official ones there.
 
     ``weights`` may be a file ultralytics loads (``.pt``, ``.onnx``, ``.engine``, ...) or an export folder
@@ -240,7 +245,12 @@ class YoloDetector:
         return [Detections(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy()) for r in results]
 
     def info(self) -> dict:
-        return {"detector": "yolo", "weights": str(self.weights), "device": self.device, "imgsz": self.cfg.imgsz}
+        return {
+            "detector": "yolo",
+            "weights": str(self.weights),
+            "device": self.device,
+            "imgsz": self.cfg.imgsz,
+        }
 
 
 # ------------------------------------------------------------------------------------------- motion
@@ -309,7 +319,9 @@ class MotionDetector:
     name = "motion"
     batch_group = None
 
-    def __init__(self, cfg: MotionConfig, background: Sequence[np.ndarray] = (), fallback_reason: str | None = None):
+    def __init__(
+        self, cfg: MotionConfig, background: Sequence[np.ndarray] = (), fallback_reason: str | None = None
+    ):
         self.cfg = cfg
         self.fallback_reason = fallback_reason
         self.subtractor = cv2.createBackgroundSubtractorMOG2(
@@ -366,7 +378,9 @@ class MotionDetector:
             return Detections.empty()
         return Detections(np.asarray(boxes, np.float32) / cfg.scale, np.asarray(scores, np.float32))
 
-    def _people_in_blob(self, fg: np.ndarray, x: int, y: int, bw: int, bh: int) -> list[tuple[int, int, int, int]]:
+    def _people_in_blob(
+        self, fg: np.ndarray, x: int, y: int, bw: int, bh: int
+    ) -> list[tuple[int, int, int, int]]:
         """Boxes ``(x1, y1, x2, y2)`` of the people in one blob (stacked and side-by-side splits)."""
         bottom = y + bh
         one = self.perspective.height_at(bottom)
@@ -447,4 +461,3 @@ class HogDetector:
 
     def info(self) -> dict:
         return {"detector": "hog"}
-

@@ -17,7 +17,8 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
 def default_cache_dir() -> Path:
-    """The model cache when none is configured: ``$MULTICAM_TRACKER_HOME``, else ``~/.cache/multicam-tracker``."""
+    """The model cache when none is configured: ``$MULTICAM_TRACKER_HOME``, else
+    ``~/.cache/multicam-tracker``."""
     root = os.environ.get(HOME_ENV) or os.path.join(Path.home(), ".cache", "multicam-tracker")
     return Path(root).expanduser()
 
@@ -63,7 +64,8 @@ def valid_device(name: str) -> bool:
 
 def resolve_device(name: str) -> str:
     """A device setting made concrete: ``auto`` -> ``cuda:0`` when a CUDA GPU is present, else ``cpu``;
-    ``cuda[:N]`` is checked to exist. Raises ``ValueError`` (with a one-line reason) when it cannot be used."""
+    ``cuda[:N]`` is checked to exist. Raises ``ValueError`` (with a one-line reason) when it cannot be
+    used."""
     if not valid_device(name):
         raise ValueError(f"{name!r} is not a device (auto, cpu, cuda, cuda:N)")
     if name == "cpu":

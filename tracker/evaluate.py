@@ -2,20 +2,20 @@
 
 Scores MOTChallenge result files against MOTChallenge ground truth exactly as the official MOTChallenge
 evaluation does: TrackEval's ``MotChallenge2DBox`` dataset (class 1 pedestrians are scored; result boxes that
-match a distractor-class gt box at IoU >= 0.5 are removed; gt rows with a zero in column 7 are ignored) and its
-``HOTA``, ``CLEAR``, ``Identity`` and ``Count`` metrics at IoU 0.5.
+match a distractor-class gt box at IoU >= 0.5 are removed; gt rows with a zero in column 7 are ignored) and
+its ``HOTA``, ``CLEAR``, ``Identity`` and ``Count`` metrics at IoU 0.5.
 
-Every sequence is written into a temporary TrackEval folder layout
-(``gt/<seq>/gt/gt.txt``, ``trackers/result/data/<seq>.txt``) and read back by TrackEval's own loader, so
-the numbers are TrackEval's. Before writing, ids are renumbered 1..K per sequence (TrackEval indexes arrays by
-id, so huge or negative ids would break it; renumbering changes no metric) and ground truth without a class
-column (MOT15 style: fewer than 8 columns, or column 8 holding world coordinates / -1) gets class 1, which makes
-the MOT17 preprocessing identical to TrackEval's MOT15 rules. Sequences whose name starts with ``MOT20`` use
-TrackEval's MOT20 rules (non-MOT vehicles are distractors too).
+Every sequence is written into a temporary TrackEval folder layout (``gt/<seq>/gt/gt.txt``,
+``trackers/result/data/<seq>.txt``) and read back by TrackEval's own loader, so the numbers are TrackEval's.
+Before writing, ids are renumbered 1..K per sequence (TrackEval indexes arrays by id, so huge or negative ids
+would break it; renumbering changes no metric) and ground truth without a class column (MOT15 style: fewer
+than 8 columns, or column 8 holding world coordinates / -1) gets class 1, which makes the MOT17 preprocessing
+identical to TrackEval's MOT15 rules. Sequences whose name starts with ``MOT20`` use TrackEval's MOT20 rules
+(non-MOT vehicles are distractors too).
 
 Multi-camera score (``"ALL"`` in :func:`evaluate_run`): all cameras are concatenated into one sequence, camera
-*k*'s frames shifted by the lengths of the cameras before it (natural name order). Ids are compared as they are,
-so a result that keeps one global id for one person across cameras is rewarded and a change of id between
+*k*'s frames shifted by the lengths of the cameras before it (natural name order). Ids are compared as they
+are, so a result that keeps one global id for one person across cameras is rewarded and a change of id between
 cameras costs IDF1/AssA (and an ID switch), as the multi-camera IDF1 of the MTMC literature. This assumes the
 ground-truth ids are global too (``track-sim`` writes them so); for independent sequences whose gt ids are
 per-sequence, only the per-camera and ``"COMBINED"`` figures mean anything.
@@ -36,9 +36,10 @@ import math
 import re
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,9 +62,9 @@ _TRACKER = "result"
 class _Sequence:
     """One sequence ready for TrackEval.
 
-    ``gt``: (G, 9) float64 ``frame, id, x, y, w, h, mark, class, visibility``;
-    ``res``: (R, 7) float64 ``frame, id, x, y, w, h, conf``; ``length``: number of frames (>= every frame in
-    both); ``benchmark``: TrackEval's preprocessing rules, ``"MOT17"`` or ``"MOT20"``; ``label``: how errors name it.
+    ``gt``: (G, 9) float64 ``frame, id, x, y, w, h, mark, class, visibility``; ``res``: (R, 7) float64
+    ``frame, id, x, y, w, h, conf``; ``length``: number of frames (>= every frame in both); ``benchmark``:
+    TrackEval's preprocessing rules, ``"MOT17"`` or ``"MOT20"``; ``label``: how errors name it.
     """
 
     gt: np.ndarray
@@ -91,9 +92,9 @@ def evaluate_sequences(
         ``frame, id, x, y, w, h, mark, class, visibility`` (MOT15-style files without classes are accepted);
         the result file ``frame, id, x, y, w, h, conf, ...``. A result of ``None`` scores as all misses.
     lengths
-        Frames per sequence where known. A ``seqinfo.ini`` beside a ``<seq>/gt/gt.txt`` wins (and frames beyond
-        its ``seqLength`` are an error, as in the official evaluation); otherwise the length is the largest of
-        the given value and the last frame in gt or results.
+        Frames per sequence where known. A ``seqinfo.ini`` beside a ``<seq>/gt/gt.txt`` wins (and frames
+        beyond its ``seqLength`` are an error, as in the official evaluation); otherwise the length is the
+        largest of the given value and the last frame in gt or results.
     benchmark
         TrackEval preprocessing for every sequence (``"MOT15"``, ``"MOT16"``, ``"MOT17"``, ``"MOT20"``);
         default: ``"MOT20"`` for sequences named ``MOT20*``, else MOT17 rules.
@@ -133,8 +134,8 @@ def evaluate_run(
         ``RUN_DIR`` with ``mot/<camera>.txt`` result files; ``run.json`` (optional) may give frames per camera
         in ``cameras[i]["frames_total"]`` (or ``"frames_processed"``), matched by ``cameras[i]["name"]``.
     gt_dir
-        Either a folder of ``<camera>.txt`` gt files (``track-sim``'s ``DIR/gt``; a scene folder ``DIR`` with a
-        ``gt/`` inside is accepted too) or a MOTChallenge folder of ``<seq>/gt/gt.txt`` (+ ``seqinfo.ini``).
+        Either a folder of ``<camera>.txt`` gt files (``track-sim``'s ``DIR/gt``; a scene folder ``DIR`` with
+        a ``gt/`` inside is accepted too) or a MOTChallenge folder of ``<seq>/gt/gt.txt`` (+ ``seqinfo.ini``).
     cameras
         Only these cameras (default: every camera with ground truth or results).
 
@@ -178,9 +179,7 @@ def evaluate_run(
     no_gt_files = sorted((c for c in names if c not in gt_files), key=_natural)
 
     frames = _run_frames(run_dir)
-    seqs = [
-        _load_sequence(c, gt_files[c], res_files.get(c), frames.get(c), None) for c in scored
-    ]
+    seqs = [_load_sequence(c, gt_files[c], res_files.get(c), frames.get(c), None) for c in scored]
     raw = _score(seqs + [_concatenate(seqs)], verbose)
     per_camera, everything = raw[:-1], raw[-1]
     out = {
@@ -211,14 +210,15 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     out = [line(head), line(["-" * w for w in widths])]
     out += [line(r) for r in rows[:-2]]
     out += [line(["-" * w for w in widths])] + [line(r) for r in rows[-2:]]
-    out.append("COMBINED: per-camera scores pooled; ALL: all cameras as one sequence with global ids "
-               "(multi-camera IDF1).")
+    out.append(
+        "COMBINED: per-camera scores pooled; ALL: all cameras as one sequence with global ids "
+        "(multi-camera IDF1)."
+    )
     if metrics.get("missing_results"):
         out.append(f"no result file (scored as all misses): {', '.join(metrics['missing_results'])}")
     if metrics.get("no_gt"):
         out.append(f"no ground truth (skipped): {', '.join(metrics['no_gt'])}")
     return "\n".join(out)
-
 
 
 def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
@@ -246,8 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cameras as one sequence (multi-camera IDF1); writes RUN_DIR/metrics.json.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory with mot/<camera>.txt")
-    parser.add_argument("--gt", required=True, metavar="GT_DIR",
-                        help="folder of <camera>.txt gt files, or MOTChallenge <seq>/gt/gt.txt folders")
+    parser.add_argument(
+        "--gt",
+        required=True,
+        metavar="GT_DIR",
+        help="folder of <camera>.txt gt files, or MOTChallenge <seq>/gt/gt.txt folders",
+    )
     parser.add_argument("--cameras", help="comma-separated camera names to score (default: all)")
     parser.add_argument("--json", action="store_true", help="print metrics as JSON instead of a table")
     parser.add_argument("--verbose", action="store_true", help="show TrackEval's own output")
@@ -319,8 +323,10 @@ def _load_sequence(
         seq_name, length = info
         for path, data in ((gt_file, gt), (res_file, res)):
             if len(data) and data[:, 0].max() > length:
-                raise InputError(f"{path}: frame {int(data[:, 0].max())} is beyond seqLength {length} "
-                                 f"of {gt_file.parent.parent / 'seqinfo.ini'}")
+                raise InputError(
+                    f"{path}: frame {int(data[:, 0].max())} is beyond seqLength {length} "
+                    f"of {gt_file.parent.parent / 'seqinfo.ini'}"
+                )
     else:
         seq_name, length = name, max(int(length or 0), last, 1)
     if benchmark is None:
@@ -437,16 +443,18 @@ def _score(seqs: list[_Sequence], verbose: bool) -> list[dict[str, dict]]:
         with sink:
             for bench in sorted({s.benchmark for s in seqs}):
                 idx = [i for i, s in enumerate(seqs) if s.benchmark == bench]
-                dataset = MotChallenge2DBox({
-                    "GT_FOLDER": str(root / "gt"),
-                    "TRACKERS_FOLDER": str(root / "trackers"),
-                    "OUTPUT_FOLDER": str(root / "output"),
-                    "TRACKERS_TO_EVAL": [_TRACKER],
-                    "BENCHMARK": bench,
-                    "SKIP_SPLIT_FOL": True,
-                    "SEQ_INFO": {keys[i]: seqs[i].length for i in idx},
-                    "PRINT_CONFIG": verbose,
-                })
+                dataset = MotChallenge2DBox(
+                    {
+                        "GT_FOLDER": str(root / "gt"),
+                        "TRACKERS_FOLDER": str(root / "trackers"),
+                        "OUTPUT_FOLDER": str(root / "output"),
+                        "TRACKERS_TO_EVAL": [_TRACKER],
+                        "BENCHMARK": bench,
+                        "SKIP_SPLIT_FOL": True,
+                        "SEQ_INFO": {keys[i]: seqs[i].length for i in idx},
+                        "PRINT_CONFIG": verbose,
+                    }
+                )
                 for i in idx:
                     try:
                         raw = dataset.get_raw_seq_data(_TRACKER, keys[i])
@@ -460,22 +468,38 @@ def _score(seqs: list[_Sequence], verbose: bool) -> list[dict[str, dict]]:
 
 def _combine(raw: list[dict[str, dict]]) -> dict[str, dict]:
     """TrackEval's combination of several sequences' raw results (as its COMBINED_SEQ)."""
-    return {m.get_name(): m.combine_sequences({i: r[m.get_name()] for i, r in enumerate(raw)})
-            for m in _metrics()}
+    return {
+        m.get_name(): m.combine_sequences({i: r[m.get_name()] for i, r in enumerate(raw)}) for m in _metrics()
+    }
 
 
 def _summary(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, float | int | None]:
-    """Plain numbers from one raw result; array fields averaged over IoU thresholds as in TrackEval summaries."""
+    """Plain numbers from one raw result; array fields averaged over IoU thresholds as in TrackEval
+    summaries."""
     hota, clear, ident, count = raw["HOTA"], raw["CLEAR"], raw["Identity"], raw["Count"]
     ratios = {
-        "HOTA": np.mean(hota["HOTA"]), "DetA": np.mean(hota["DetA"]), "AssA": np.mean(hota["AssA"]),
-        "LocA": np.mean(hota["LocA"]), "IDF1": ident["IDF1"], "IDP": ident["IDP"], "IDR": ident["IDR"],
-        "MOTA": clear["MOTA"], "MOTP": clear["MOTP"],
+        "HOTA": np.mean(hota["HOTA"]),
+        "DetA": np.mean(hota["DetA"]),
+        "AssA": np.mean(hota["AssA"]),
+        "LocA": np.mean(hota["LocA"]),
+        "IDF1": ident["IDF1"],
+        "IDP": ident["IDP"],
+        "IDR": ident["IDR"],
+        "MOTA": clear["MOTA"],
+        "MOTP": clear["MOTP"],
     }
     counts = {
-        "IDSW": clear["IDSW"], "FP": clear["CLR_FP"], "FN": clear["CLR_FN"], "Frag": clear["Frag"],
-        "MT": clear["MT"], "PT": clear["PT"], "ML": clear["ML"], "GT_IDs": count["GT_IDs"],
-        "IDs": count["IDs"], "GT_Dets": count["GT_Dets"], "Dets": count["Dets"],
+        "IDSW": clear["IDSW"],
+        "FP": clear["CLR_FP"],
+        "FN": clear["CLR_FN"],
+        "Frag": clear["Frag"],
+        "MT": clear["MT"],
+        "PT": clear["PT"],
+        "ML": clear["ML"],
+        "GT_IDs": count["GT_IDs"],
+        "IDs": count["IDs"],
+        "GT_Dets": count["GT_Dets"],
+        "Dets": count["Dets"],
     }
     out: dict[str, float | int | None] = {}
     for k in RATIO_KEYS:

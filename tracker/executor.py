@@ -1,4 +1,5 @@
-"""Executors for the camera stage: every camera's pieces of work scheduled in parallel, with a resumable cache.
+"""Executors for the camera stage: every camera's pieces of work scheduled in parallel, with a resumable
+cache.
 
 :func:`execute` is what the pipeline calls: it returns one :class:`~tracker.camera.CameraResult` per camera,
 taking finished cameras from the run's stage cache (:mod:`tracker.cache`) and computing the rest with the
@@ -13,8 +14,8 @@ executor ``execution.executor`` names:
 Work is cut into *pieces* (a camera, or one time chunk of it: :mod:`tracker.chunking`), and pieces into
 *units* of ``execution.batch_cameras`` pieces, one unit a task; what a unit does is the camera stage's
 business (:func:`tracker.camera.process_unit`). Every finished camera (and every finished chunk of a chunked
-camera) is written to the cache at once, so a killed run loses only the work in flight. Worker processes of the
-local executor die with the driver (Linux ``PR_SET_PDEATHSIG``); each reports its peak RSS, summed into
+camera) is written to the cache at once, so a killed run loses only the work in flight. Worker processes of
+the local executor die with the driver (Linux ``PR_SET_PDEATHSIG``); each reports its peak RSS, summed into
 ``peak_rss_total_mb``.
 """
 
@@ -94,7 +95,8 @@ def _run_pool(units, cfg, use_embedder: bool, workers: int) -> Iterator[tuple[in
                 raise RuntimeError(
                     "a worker process died (killed, out of memory, or started from a script without "
                     "`if __name__ == '__main__':`, which spawned workers import again); finished cameras are "
-                    "cached, run again to resume") from None
+                    "cached, run again to resume"
+                ) from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         for p in multiprocessing.active_children():
@@ -224,7 +226,9 @@ def execute(
                 cam.parts[chunk.start] = part
                 resumed[src.camera] = resumed.get(src.camera, 0) + 1
             else:
-                pieces.append(Piece(i, src if chunk.whole else src.window(chunk.start, chunk.stop), chunk, det))
+                pieces.append(
+                    Piece(i, src if chunk.whole else src.window(chunk.start, chunk.stop), chunk, det)
+                )
     for cam in todo.values():  # every chunk was cached but the camera was not yet assembled
         if len(cam.parts) == len(cam.plan):
             results[cam.index] = _finish(cam, cfg, cache)
@@ -235,8 +239,13 @@ def execute(
     use_embedder = embedder is not None
     rss: dict[int, float] = {}
     total = sum(len(p.source) for p in pieces)
-    with tqdm(total=total or None, desc="cameras", unit="frame", disable=not progress or not pieces,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total or None,
+        desc="cameras",
+        unit="frame",
+        disable=not progress or not pieces,
+        dynamic_ncols=True,
+    ) as bar:
         if not units:
             stream: Iterator = iter(())
         elif ex.executor == "ray":

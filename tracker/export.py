@@ -46,8 +46,16 @@ def identities_text(store: ResultsStore) -> str:
     out = csv.writer(buf, lineterminator="\n")
     out.writerow(["global_id", "label", "cameras", "first_time", "last_time", "num_tracklets"])
     for ident in store.identities():
-        out.writerow([ident.global_id, ident.label, CAMERA_SEPARATOR.join(ident.cameras),
-                      f"{ident.first_time:.3f}", f"{ident.last_time:.3f}", ident.num_tracklets])
+        out.writerow(
+            [
+                ident.global_id,
+                ident.label,
+                CAMERA_SEPARATOR.join(ident.cameras),
+                f"{ident.first_time:.3f}",
+                f"{ident.last_time:.3f}",
+                ident.num_tracklets,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -74,8 +82,10 @@ def mtmc_text(store: ResultsStore) -> str:
         rows = store.mot_rows(cam.name)
         world = ground_points(cam.homography, rows[:, 2:6])
         for (f, i, x, y, w, h, _), (gx, gy) in zip(rows.tolist(), world.tolist()):
-            lines.append(f"{idx} {int(i)} {int(f)} {round(x)} {round(y)} {round(w)} {round(h)} "
-                         + ("-1 -1" if gx == -1.0 and gy == -1.0 else f"{gx:.3f} {gy:.3f}"))
+            lines.append(
+                f"{idx} {int(i)} {int(f)} {round(x)} {round(y)} {round(w)} {round(h)} "
+                + ("-1 -1" if gx == -1.0 and gy == -1.0 else f"{gx:.3f} {gy:.3f}")
+            )
     return "".join(line + "\n" for line in lines)
 
 
@@ -99,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="track-export",
         description="Regenerate RUN_DIR/mot/<camera>.txt, identities.csv and mtmc.txt from "
-                    "RUN_DIR/results.sqlite (after corrections made in track-view).")
+        "RUN_DIR/results.sqlite (after corrections made in track-view).",
+    )
     parser.add_argument("run_dir", type=Path, help="a run directory written by track-cameras")
     args = parser.parse_args(argv)
     paths = export_run(args.run_dir)

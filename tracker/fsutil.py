@@ -12,8 +12,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tracker.errors import InputError
 
@@ -29,8 +30,8 @@ def check_name(name: str, what: str) -> str:
     """
     if not isinstance(name, str) or not name or len(name) > MAX_NAME or not _NAME.match(name) or ".." in name:
         raise InputError(
-            f"{what}: {name!r} is not a safe camera name (1-{MAX_NAME} letters, digits, spaces and ._-+@=,()[], "
-            "starting with a letter or digit; no '/' or '..')"
+            f"{what}: {name!r} is not a safe camera name (1-{MAX_NAME} letters, digits, spaces and "
+            "._-+@=,()[], starting with a letter or digit; no '/' or '..')"
         )
     return name
 
@@ -46,7 +47,9 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".part" + (target.suffix if suffix is None else suffix), dir=target.parent
+        prefix=f".{target.name}.",
+        suffix=".part" + (target.suffix if suffix is None else suffix),
+        dir=target.parent,
     )
     os.close(fd)
     tmp_path = Path(tmp)

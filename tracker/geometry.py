@@ -28,15 +28,16 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 
 def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) ``x1, y1, x2, y2`` -> (N, 4) float64 ``cx, cy, w, h`` (the Kalman filter's measurement), computed
-    in the input's float dtype."""
+    """(N, 4) ``x1, y1, x2, y2`` -> (N, 4) float64 ``cx, cy, w, h`` (the Kalman filter's measurement),
+    computed in the input's float dtype."""
     b = _boxes(boxes)
     wh = b[:, 2:] - b[:, :2]
     return np.c_[b[:, :2] + wh / 2, wh].astype(np.float64)
 
 
 def cxcywh_to_xyxy(state: np.ndarray, min_size: float = 1.0) -> np.ndarray:
-    """(N, >=4) ``cx, cy, w, h, ...`` -> (N, 4) float32 ``xyxy``; sizes below ``min_size`` become ``min_size``."""
+    """(N, >=4) ``cx, cy, w, h, ...`` -> (N, 4) float32 ``xyxy``; sizes below ``min_size`` become
+    ``min_size``."""
     s = np.asarray(state, np.float64).reshape(len(state), -1)
     wh = np.maximum(s[:, 2:4], min_size)
     return np.c_[s[:, :2] - wh / 2, s[:, :2] + wh / 2].astype(np.float32)
@@ -79,7 +80,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def visibility(boxes: np.ndarray) -> np.ndarray:
-    """(N,) fraction of each ``xyxy`` box not covered by a box whose bottom edge is lower (nearer the camera)."""
+    """(N,) fraction of each ``xyxy`` box not covered by a box whose bottom edge is lower (nearer the
+    camera)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = len(boxes)
     if n < 2:
@@ -156,7 +158,8 @@ def interpolate_gaps(frames, times, boxes, scores, max_gap: int, step: int | Non
 
 
 def crop_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The part of ``image`` (H, W, C) inside ``box`` (xyxy), clipped to the image and at least 1x1 (a view)."""
+    """The part of ``image`` (H, W, C) inside ``box`` (xyxy), clipped to the image and at least 1x1 (a
+    view)."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = np.round(box).astype(int)
     x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)

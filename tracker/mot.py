@@ -55,5 +55,7 @@ def _read_ragged(path: Path, text: str) -> np.ndarray:
 
 def mot_text(rows: np.ndarray) -> str:
     """MOTChallenge text of (N, 7) rows ``frame, id, x, y, w, h, conf`` (already sorted)."""
-    return "".join(f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.3f},-1,-1,-1\n"
-                   for f, i, x, y, w, h, c in rows.tolist())
+    return "".join(
+        f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.3f},-1,-1,-1\n"
+        for f, i, x, y, w, h, c in rows.tolist()
+    )

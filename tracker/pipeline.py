@@ -12,9 +12,9 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from tracker import env
 from tracker._version import __version__
@@ -39,8 +39,11 @@ def open_inputs(videos: Sequence[str | Path], cfg: PipelineConfig) -> list[Frame
     n = len(videos)
     if not n:
         raise InputError("no camera inputs given (--videos)")
-    for what, values in (("video.names (--names)", cfg.video.names), ("video.offsets (--offsets)", cfg.video.offsets),
-                         ("detect.detections (--detections)", cfg.detect.detections)):
+    for what, values in (
+        ("video.names (--names)", cfg.video.names),
+        ("video.offsets (--offsets)", cfg.video.offsets),
+        ("detect.detections (--detections)", cfg.detect.detections),
+    ):
         if values and len(values) != n:
             raise InputError(f"{what} has {len(values)} values for {n} videos")
     names = cfg.video.names or (None,) * n
@@ -104,11 +107,15 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run(videos: Sequence[str | Path], out_dir: str | Path, cfg: PipelineConfig = PipelineConfig(),
-        progress: bool = True) -> dict:
+def run(
+    videos: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: PipelineConfig = PipelineConfig(),
+    progress: bool = True,
+) -> dict:
     """Run the whole job on ``videos`` (files, frame folders or MOT sequence folders, one per camera) and
     write the run directory ``out_dir``; returns the run metadata (run.json)."""
-    from tracker.associate import associate
+    from tracker.association import associate
     from tracker.executor import execute
     from tracker.export import export_run
     from tracker.reid import build_embedder

@@ -24,6 +24,7 @@ from tracker.config import ModelsConfig, ReidConfig, from_dict
 from tracker.errors import InputError, cli_entry
 from tracker.store import ResultsStore, TrackletInfo, decode_image
 
+
 @dataclass(frozen=True)
 class TrackletMatch:
     """A tracklet ranked by its embedding's cosine distance to the query."""
@@ -93,8 +94,10 @@ def search(store: ResultsStore, query: np.ndarray, top: int = 10, batch: int = 8
     seen = 0
     for infos, vecs in store.embedding_batches(batch):
         if vecs.shape[1] != len(query):
-            raise InputError(f"{store.path}: stored embeddings have {vecs.shape[1]} dimensions, the query "
-                             f"embedding {len(query)}: the run's embedder could not be rebuilt as it was")
+            raise InputError(
+                f"{store.path}: stored embeddings have {vecs.shape[1]} dimensions, the query "
+                f"embedding {len(query)}: the run's embedder could not be rebuilt as it was"
+            )
         dist = 1.0 - vecs @ query
         for d, info in zip(dist.tolist(), infos):
             item = (-d, -seen, info)
@@ -111,14 +114,18 @@ def search(store: ResultsStore, query: np.ndarray, top: int = 10, batch: int = 8
     identities = []
     for gid, (d, info) in sorted(by_identity.items(), key=lambda kv: (kv[1][0], kv[0]))[:top]:
         ident = store.identity(gid)
-        identities.append(IdentityMatch(gid, ident.label, ident.cameras, ident.first_time, ident.last_time,
-                                        d, _match(info, d)))
+        identities.append(
+            IdentityMatch(
+                gid, ident.label, ident.cameras, ident.first_time, ident.last_time, d, _match(info, d)
+            )
+        )
     return SearchResult(identities, tracklets)
 
 
 def _match(info: TrackletInfo, distance: float) -> TrackletMatch:
-    return TrackletMatch(info.camera, info.track_id, info.global_id, info.first_time, info.last_time,
-                         float(distance))
+    return TrackletMatch(
+        info.camera, info.track_id, info.global_id, info.first_time, info.last_time, float(distance)
+    )
 
 
 def read_query(path: str | Path) -> np.ndarray:
@@ -139,25 +146,37 @@ def search_run(run_dir: str | Path, image: np.ndarray, top: int = 10) -> SearchR
     with ResultsStore.open(results_path(run_dir), readonly=True) as store:
         embedder = run_embedder(store.meta())
         if embedder is None:
-            raise InputError(f"{run_dir}: the run used no appearance embedder (reid.embedder: none), "
-                             "so there is nothing to search with")
+            raise InputError(
+                f"{run_dir}: the run used no appearance embedder (reid.embedder: none), "
+                "so there is nothing to search with"
+            )
         return search(store, embed_query(embedder, image), top)
 
 
 def format_result(result: SearchResult) -> str:
     """Plain-text tables of the ranked identities and tracklets."""
-    lines = ["identities:", f"{'rank':>4}  {'id':>6}  {'distance':>8}  {'first':>8}  {'last':>8}  "
-             f"{'best tracklet':<16}  cameras / label"]
+    lines = [
+        "identities:",
+        f"{'rank':>4}  {'id':>6}  {'distance':>8}  {'first':>8}  {'last':>8}  "
+        f"{'best tracklet':<16}  cameras / label",
+    ]
     for i, m in enumerate(result.identities, 1):
         best = f"{m.best.camera}/{m.best.track_id}"
         label = f"  [{m.label}]" if m.label else ""
-        lines.append(f"{i:>4}  {m.global_id:>6}  {m.distance:>8.4f}  {m.first_time:>8.2f}  "
-                     f"{m.last_time:>8.2f}  {best:<16}  {','.join(m.cameras)}{label}")
-    lines += ["", "tracklets:", f"{'rank':>4}  {'camera':<12}  {'track':>6}  {'id':>6}  {'distance':>8}  "
-              f"{'first':>8}  {'last':>8}"]
+        lines.append(
+            f"{i:>4}  {m.global_id:>6}  {m.distance:>8.4f}  {m.first_time:>8.2f}  "
+            f"{m.last_time:>8.2f}  {best:<16}  {','.join(m.cameras)}{label}"
+        )
+    lines += [
+        "",
+        "tracklets:",
+        f"{'rank':>4}  {'camera':<12}  {'track':>6}  {'id':>6}  {'distance':>8}  {'first':>8}  {'last':>8}",
+    ]
     for i, t in enumerate(result.tracklets, 1):
-        lines.append(f"{i:>4}  {t.camera:<12}  {t.track_id:>6}  {t.global_id:>6}  {t.distance:>8.4f}  "
-                     f"{t.first_time:>8.2f}  {t.last_time:>8.2f}")
+        lines.append(
+            f"{i:>4}  {t.camera:<12}  {t.track_id:>6}  {t.global_id:>6}  {t.distance:>8.4f}  "
+            f"{t.first_time:>8.2f}  {t.last_time:>8.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -167,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="track-search",
         description="Find a person in a run: rank its identities and tracklets by appearance distance to a "
-                    "query crop, using the embedder the run used.")
+        "query crop, using the embedder the run used.",
+    )
     parser.add_argument("run_dir", type=Path, help="a run directory written by track-cameras")
     parser.add_argument("--query", required=True, type=Path, help="an image of the person (a crop)")
     parser.add_argument("--top", type=int, default=10, help="how many identities and tracklets to list (10)")

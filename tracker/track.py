@@ -11,9 +11,8 @@ Box state: ``[cx, cy, w, h, vcx, vcy, vw, vh]`` in pixels and pixels per process
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from filterpy.kalman import update as kf_update
@@ -33,7 +32,6 @@ from tracker.types import Crop, Detections, Tracklet
 # Crop height (pixels) at which the size term of crop_quality reaches 1 - 1/e: a person this tall
 # already shows clothing texture and colour layout clearly; taller crops add little.
 QUALITY_HEIGHT = 96.0
-
 
 
 def crop_quality(box_h: float, score: float, visibility: float = 1.0) -> float:
@@ -108,8 +106,10 @@ def predict_all(tracks: list[_Track], vel_scale: float = 1.0) -> None:
     shrink = (x[:, 2] + x[:, 6] <= 1) | (x[:, 3] + x[:, 7] <= 1)
     x[shrink, 6:8] = 0
     h = np.maximum(x[:, 3], 1.0)
-    std = np.concatenate([np.repeat((_STD_POS * h)[:, None], 4, 1),
-                          np.repeat((_STD_VEL * vel_scale * h)[:, None], 4, 1)], axis=1)  # (N, 8)
+    std = np.concatenate(
+        [np.repeat((_STD_POS * h)[:, None], 4, 1), np.repeat((_STD_VEL * vel_scale * h)[:, None], 4, 1)],
+        axis=1,
+    )  # (N, 8)
     x = x @ _F.T
     P = _F @ P @ _F.T
     P[:, np.arange(8), np.arange(8)] += std**2
@@ -190,8 +190,9 @@ class CameraTracker:
         out_ids = np.full(len(dets), -1, np.int64)
         for track, j in matched:
             track.update(dets.xyxy[j], float(dets.confidence[j]))
-            self._record(track, frame, time, dets.xyxy[j], float(dets.confidence[j]), float(vis[j]), image,
-                         track.box)
+            self._record(
+                track, frame, time, dets.xyxy[j], float(dets.confidence[j]), float(vis[j]), image, track.box
+            )
             if feats is not None:
                 f = feats[j] if track.feature is None else 0.9 * track.feature + 0.1 * feats[j]
                 track.feature = f / max(np.linalg.norm(f), 1e-12)
@@ -230,8 +231,17 @@ class CameraTracker:
         cost = (1 - w) * iou_cost + w * np.clip(app, 0, 2)
         return np.where(iou_cost > gate, np.inf, cost)
 
-    def _record(self, t: _Track, frame: int, time: float, box, score: float, vis: float, image,
-                smoothed: np.ndarray | None = None) -> None:
+    def _record(
+        self,
+        t: _Track,
+        frame: int,
+        time: float,
+        box,
+        score: float,
+        vis: float,
+        image,
+        smoothed: np.ndarray | None = None,
+    ) -> None:
         """Append a matched frame: the Kalman-filtered box (``smoothed``, when given) goes into the track,
         the detection's own ``box`` is what crops are cut from."""
         t.frames.append(frame)
@@ -265,13 +275,25 @@ class CameraTracker:
         scores = np.asarray(t.scores, np.float32)
         if self.cfg.interpolate:
             frames, times, boxes, scores = interpolate_gaps(frames, times, boxes, scores, self.max_misses)
-        return Tracklet(self.camera, t.track_id, frames, times, boxes, scores, crops=sorted(t.crops, key=lambda c: c.frame))
+        return Tracklet(
+            self.camera,
+            t.track_id,
+            frames,
+            times,
+            boxes,
+            scores,
+            crops=sorted(t.crops, key=lambda c: c.frame),
+        )
 
 
 def _cut(image: np.ndarray, box: np.ndarray, min_height: int) -> np.ndarray | None:
     """Copy the box out of the image, or None when it is too small or mostly outside the frame."""
     crop = crop_box(image, box)
     x1, y1, x2, y2 = np.round(box).astype(int)
-    if crop.shape[0] < min_height or crop.shape[1] < 4 or crop.shape[0] * crop.shape[1] < 0.8 * (x2 - x1) * (y2 - y1):
+    if (
+        crop.shape[0] < min_height
+        or crop.shape[1] < 4
+        or crop.shape[0] * crop.shape[1] < 0.8 * (x2 - x1) * (y2 - y1)
+    ):
         return None
     return crop.copy()

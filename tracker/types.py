@@ -10,8 +10,8 @@ Conventions used everywhere in the package:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -62,18 +62,18 @@ class Detections:
                 raise ValueError(f"data[{key!r}] has {len(val)} rows, xyxy has {n}")
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
     @classmethod
-    def from_xywh(cls, xywh: np.ndarray, confidence: np.ndarray, **kw) -> "Detections":
+    def from_xywh(cls, xywh: np.ndarray, confidence: np.ndarray, **kw) -> Detections:
         """Build from MOTChallenge-style ``x, y, w, h`` boxes (top-left corner, width, height)."""
         return cls(xywh_to_xyxy(np.asarray(xywh, np.float32)), confidence, **kw)
 
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index) -> Detections:
         """Select rows by int, slice, index array or boolean mask."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]

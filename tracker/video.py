@@ -9,16 +9,17 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from tracker.errors import InputError
 
-# FFmpeg's own log lines ("moov atom not found") would precede our one-line error; we report failures ourselves.
+# FFmpeg's own log lines ("moov atom not found") would precede our one-line error; we report failures
+# ourselves.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 from tracker.types import CameraInfo, Frame
 
@@ -31,8 +32,8 @@ DEFAULT_FOLDER_FPS = 25.0
 class FrameSource:
     """A camera's frames. Iterate to stream :class:`Frame` objects (``image`` is None without pixels).
 
-    ``start`` / ``stop`` restrict the iteration to frames ``start <= index < stop`` (1-based, ``stop`` None: to
-    the end); see :meth:`window`.
+    ``start`` / ``stop`` restrict the iteration to frames ``start <= index < stop`` (1-based, ``stop`` None:
+    to the end); see :meth:`window`.
     """
 
     info: CameraInfo
@@ -70,7 +71,8 @@ class FrameSource:
         return replace(self, start=start, stop=stop)
 
     def _first_index(self) -> int:
-        """The first frame number at or after ``start`` that the stride keeps (``(index - 1) % stride == 0``)."""
+        """The first frame number at or after ``start`` that the stride keeps (``(index - 1) % stride ==
+        0``)."""
         return self.start + (-(self.start - 1)) % self.stride
 
     def time_of(self, index: int) -> float:
@@ -80,7 +82,9 @@ class FrameSource:
         if self._video is not None:
             yield from self._iter_video()
         else:
-            last = len(self._images or []) if self.stop is None else min(len(self._images or []), self.stop - 1)
+            last = (
+                len(self._images or []) if self.stop is None else min(len(self._images or []), self.stop - 1)
+            )
             for i in range(self._first_index(), last + 1, self.stride):
                 path = self._images[i - 1]
                 yield Frame(self.camera, i, self.time_of(i), None if path is None else _read_image(path))
@@ -171,10 +175,14 @@ def read_seqinfo(folder: Path) -> dict[str, str]:
         parser.read(folder / "seqinfo.ini")
         return {k.lower(): v for k, v in parser["Sequence"].items()}
     except (configparser.Error, KeyError):
-        raise InputError(f"{folder / 'seqinfo.ini'}: not a MOTChallenge seqinfo.ini ([Sequence] missing)") from None
+        raise InputError(
+            f"{folder / 'seqinfo.ini'}: not a MOTChallenge seqinfo.ini ([Sequence] missing)"
+        ) from None
 
 
-def open_source(path: str | Path, name: str | None = None, offset: float = 0.0, stride: int = 1) -> FrameSource:
+def open_source(
+    path: str | Path, name: str | None = None, offset: float = 0.0, stride: int = 1
+) -> FrameSource:
     """Open a video file, a folder of frames or a MOT sequence folder; check it has frames.
 
     Raises :class:`InputError` naming ``path`` when it is missing, unreadable or has no frames.
@@ -221,7 +229,9 @@ def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSourc
             length = int(seq["seqlength"])
             width, height = int(seq.get("imwidth", 0)), int(seq.get("imheight", 0))
         except (KeyError, ValueError):
-            raise InputError(f"{p / 'seqinfo.ini'}: needs numeric seqLength, frameRate, imWidth, imHeight") from None
+            raise InputError(
+                f"{p / 'seqinfo.ini'}: needs numeric seqLength, frameRate, imWidth, imHeight"
+            ) from None
         if length <= 0:
             raise InputError(f"{p / 'seqinfo.ini'}: seqLength is {length}, the sequence has no frames")
         images = _by_frame_number(images, length)
@@ -271,8 +281,9 @@ class H264Writer:
     def write(self, bgr: np.ndarray) -> None:
         """Encode one (H, W, 3) uint8 BGR frame."""
         if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
-            bgr = cv2.copyMakeBorder(bgr, 0, self.height - bgr.shape[0], 0, self.width - bgr.shape[1],
-                                     cv2.BORDER_REPLICATE)
+            bgr = cv2.copyMakeBorder(
+                bgr, 0, self.height - bgr.shape[0], 0, self.width - bgr.shape[1], cv2.BORDER_REPLICATE
+            )
         yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # BT.601 limited range, what players assume
         frame = self._av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = self._n
@@ -284,7 +295,7 @@ class H264Writer:
             self._container.mux(self._stream.encode(None))
         self._container.close()
 
-    def __enter__(self) -> "H264Writer":
+    def __enter__(self) -> H264Writer:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -292,7 +303,9 @@ class H264Writer:
 
 
 @contextlib.contextmanager
-def open_video(target: str | Path, width: int, height: int, fps: float, crf: int = 23) -> Iterator[H264Writer]:
+def open_video(
+    target: str | Path, width: int, height: int, fps: float, crf: int = 23
+) -> Iterator[H264Writer]:
     """An atomically written video: the file appears at ``target`` only once fully written."""
     from tracker.fsutil import atomic_path
 

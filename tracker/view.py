@@ -27,8 +27,10 @@ def viewer_script() -> Path:
     """``apps/viewer.py`` of the repository the package is installed from (editable install)."""
     script = Path(__file__).resolve().parents[1] / "apps" / "viewer.py"
     if not script.is_file():
-        raise InputError(f"{script}: the review app is missing (track-view needs the multicam-tracker "
-                         "source checkout, installed with pip install -e)")
+        raise InputError(
+            f"{script}: the review app is missing (track-view needs the multicam-tracker "
+            "source checkout, installed with pip install -e)"
+        )
     return script
 
 
@@ -80,11 +82,29 @@ def _opened(source: str):
 def streamlit_command(script: Path, port: int, address: str) -> list[str]:
     """The ``streamlit run`` command line: headless, bound to ``address``, no usage statistics, no file
     watcher, no static file serving, no deploy button."""
-    return [sys.executable, "-m", "streamlit", "run", str(script),
-            "--server.address", address, "--server.port", str(port), "--server.headless", "true",
-            "--server.fileWatcherType", "none", "--server.enableStaticServing", "false",
-            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-            "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.enableStaticServing",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 @cli_entry("track-view")
@@ -93,20 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="track-view",
         description="Review a run in the browser: identities, cameras, search and corrections "
-                    "(a Streamlit app on http://ADDRESS:PORT).")
+        "(a Streamlit app on http://ADDRESS:PORT).",
+    )
     parser.add_argument("path", type=Path, help="a run directory, or a folder of run directories")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (8501)")
-    parser.add_argument("--address", default="127.0.0.1",
-                        help="address to bind (127.0.0.1: this machine only; 0.0.0.0 exposes the runs)")
+    parser.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to bind (127.0.0.1: this machine only; 0.0.0.0 exposes the runs)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: not a TCP port")
     runs = find_runs(args.path)
     script = viewer_script()
-    env = dict(os.environ, **{PATH_ENV: str(args.path.resolve()),
-                              "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    print(f"track-view: {len(runs)} run(s) under {args.path} at http://{args.address}:{args.port}",
-          flush=True)
+    env = dict(
+        os.environ, **{PATH_ENV: str(args.path.resolve()), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    )
+    print(
+        f"track-view: {len(runs)} run(s) under {args.path} at http://{args.address}:{args.port}", flush=True
+    )
     cmd = streamlit_command(script, args.port, args.address)
     # Become the Streamlit server (no child left behind when this process is stopped).
     os.execve(cmd[0], cmd, env)

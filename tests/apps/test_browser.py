@@ -29,9 +29,15 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Rendered: Streamlit's script has finished, the cards' buttons are there and every image has loaded.
 RENDERED = """() => document.querySelector('[data-test-script-state="notRunning"]')
     && document.querySelectorAll('[data-testid="stButton"] button').length >= 10
@@ -79,8 +85,13 @@ def server(tmp_path):
     exe = Path(sys.executable).with_name("track-view")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from tracker.view import main; main()"]
     log = open(tmp_path / "track-view.log", "w")
-    proc = subprocess.Popen([*cmd, str(run), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = subprocess.Popen(
+        [*cmd, str(run), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_healthy(url, proc)

@@ -41,12 +41,14 @@ def test_search_ranks_identities_and_tracklets(tmp_path):
     with ResultsStore.open(path) as store:
         result = search(store, target.embedding, top=3)
         small_batches = search(store, target.embedding, top=3, batch=2)
+
     def ranking(r):
         return [(m.global_id, m.best.camera, m.best.track_id) for m in r.identities]
 
     assert ranking(small_batches) == ranking(result)
-    np.testing.assert_allclose([t.distance for t in small_batches.tracklets],
-                               [t.distance for t in result.tracklets], atol=1e-6)
+    np.testing.assert_allclose(
+        [t.distance for t in small_batches.tracklets], [t.distance for t in result.tracklets], atol=1e-6
+    )
     assert [m.global_id for m in result.identities][0] == 2
     assert result.identities[0].distance == pytest.approx(0.0, abs=1e-6)
     assert result.identities[0].best.camera == "cam2" and result.identities[0].best.track_id == 2
@@ -58,8 +60,10 @@ def test_search_ranks_identities_and_tracklets(tmp_path):
 
 
 def test_run_reid_config_is_the_runs_resolved_config():
-    meta = {"config": {"reid": {"embedder": "histogram", "batch_size": 8, "device": "cuda:0"}},
-            "embedder": {"embedder": "histogram", "dim": 100}}
+    meta = {
+        "config": {"reid": {"embedder": "histogram", "batch_size": 8, "device": "cuda:0"}},
+        "embedder": {"embedder": "histogram", "dim": 100},
+    }
     cfg = run_reid_config(meta)
     assert (cfg.embedder, cfg.batch_size, cfg.download, cfg.device) == ("histogram", 8, False, "auto")
     assert run_reid_config({"config": {"reid": {"embedder": "none"}}, "embedder": None}) is None
@@ -88,15 +92,21 @@ def test_track_search_bad_input(tmp_path, capsys, case):
     query.write_bytes(b"GIF89a not really")
     if case != "not-image":
         cv2.imwrite(str(query), np.full((40, 20, 3), 128, np.uint8))
-    args = {"not-image": [str(run), "--query", str(query)],
-            "missing-query": [str(run), "--query", str(tmp_path / "none.jpg")],
-            "no-embedder": [str(run), "--query", str(query)],
-            "no-run": [str(tmp_path / "nope"), "--query", str(query)],
-            "top": [str(run), "--query", str(query), "--top", "0"]}[case]
+    args = {
+        "not-image": [str(run), "--query", str(query)],
+        "missing-query": [str(run), "--query", str(tmp_path / "none.jpg")],
+        "no-embedder": [str(run), "--query", str(query)],
+        "no-run": [str(tmp_path / "nope"), "--query", str(query)],
+        "top": [str(run), "--query", str(query), "--top", "0"],
+    }[case]
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.startswith("track-search: error: ") and "\n" not in err
-    assert {"not-image": "not an image", "missing-query": "query image not found",
-            "no-embedder": "used no appearance embedder", "no-run": "run directory not found",
-            "top": "must be at least 1"}[case] in err
+    assert {
+        "not-image": "not an image",
+        "missing-query": "query image not found",
+        "no-embedder": "used no appearance embedder",
+        "no-run": "run directory not found",
+        "top": "must be at least 1",
+    }[case] in err

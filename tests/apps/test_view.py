@@ -47,8 +47,9 @@ def test_read_frame_video_folder_and_mot(tmp_path):
         cv2.imwrite(str(folder / f"{i:06d}.png"), f)
     seq = tmp_path / "seq"
     (seq / "img1").mkdir(parents=True)
-    (seq / "seqinfo.ini").write_text("[Sequence]\nname=seq\nimDir=img1\nframeRate=10\nseqLength=3\n"
-                                     "imWidth=64\nimHeight=48\nimExt=.jpg\n")
+    (seq / "seqinfo.ini").write_text(
+        "[Sequence]\nname=seq\nimDir=img1\nframeRate=10\nseqLength=3\nimWidth=64\nimHeight=48\nimExt=.jpg\n"
+    )
     cv2.imwrite(str(seq / "img1" / "000003.jpg"), frames[2])
     for source in (video, folder):
         got = read_frame(str(source), 2)
@@ -67,8 +68,10 @@ def test_streamlit_command_is_local_and_quiet():
 
 
 def test_track_view_errors(tmp_path, capsys, monkeypatch):
-    for args, msg in [([str(tmp_path / "nope")], "no such run directory"),
-                      ([str(tmp_path), "--port", "0"], "not a TCP port")]:
+    for args, msg in [
+        ([str(tmp_path / "nope")], "no such run directory"),
+        ([str(tmp_path), "--port", "0"], "not a TCP port"),
+    ]:
         with pytest.raises(SystemExit) as exc:
             main(args)
         err = capsys.readouterr().err.strip()

@@ -92,8 +92,11 @@ def test_cameras_time_and_steps(monkeypatch, run_dir):
     imgs = at.image
     assert len(imgs) == 3
     cap = [i.captions[0] for i in imgs]
-    assert cap == ["cam1 · frame 11 · 2 box(es)", "cam2 · frame 11 · 1 box(es)",
-                   "cam3 · not recording at 1.00 s"]
+    assert cap == [
+        "cam1 · frame 11 · 2 box(es)",
+        "cam2 · frame 11 · 1 box(es)",
+        "cam3 · not recording at 1.00 s",
+    ]
     assert at.image[0].proto.imgs[0].url  # a drawn frame (blank canvas: the sources are not here)
     at.button(key="step_frame ▶").click().run()
     assert at.slider(key="cam_time").value == pytest.approx(1.1)
@@ -180,9 +183,13 @@ def test_bad_input_is_one_error(monkeypatch, tmp_path, case):
     at = start(monkeypatch, path)
     messages = [e.value for e in at.error]
     assert len(messages) == 1 and "\n" not in messages[0]
-    want = {"missing": "no such run directory", "no-db": "no results database",
-            "old-schema": "older than this multicam-tracker reads", "not-sqlite": "not a results database",
-            "empty-folder": "not a run directory"}[case]
+    want = {
+        "missing": "no such run directory",
+        "no-db": "no results database",
+        "old-schema": "older than this multicam-tracker reads",
+        "not-sqlite": "not a results database",
+        "empty-folder": "not a run directory",
+    }[case]
     assert want in messages[0]
 
 

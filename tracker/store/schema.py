@@ -10,8 +10,9 @@ import contextlib
 import json
 import math
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from tracker.errors import InputError
 from tracker.fsutil import json_default
@@ -66,13 +67,6 @@ CREATE TABLE edit_log (
 """
 
 # Built after a run's rows are in (sorting once is much faster than updating indexes row by row).
-_DETECTION_INDEXES = """
-CREATE INDEX detections_frame ON detections (camera, frame);
-CREATE INDEX detections_global ON detections (global_id);
-CREATE INDEX detections_tracklet ON detections (camera, track_id);
-"""
-
-# Built after a run's rows are in (sorting once is much faster than updating indexes row by row).
 BOX_INDEXES = """
 CREATE INDEX track_boxes_frame ON track_boxes (camera, frame);
 CREATE INDEX track_boxes_global ON track_boxes (global_id);
@@ -88,7 +82,8 @@ DROP INDEX IF EXISTS detections_frame;
 DROP INDEX IF EXISTS detections_global;
 DROP INDEX IF EXISTS detections_tracklet;
 ALTER TABLE detections RENAME TO track_boxes;
-""" + BOX_INDEXES,
+"""
+    + BOX_INDEXES,
 }
 
 
@@ -107,7 +102,7 @@ class Database:
         self.path = path
 
     @classmethod
-    def create(cls, path: str | Path) -> "Database":
+    def create(cls, path: str | Path) -> Database:
         """A new, empty store at ``path`` (an existing file there is replaced: pass atomic_path's temp)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +114,7 @@ class Database:
         return cls(conn, path)
 
     @classmethod
-    def open(cls, path: str | Path, readonly: bool = False) -> "Database":
+    def open(cls, path: str | Path, readonly: bool = False) -> Database:
         """Open an existing store; raise InputError (one line) when it is missing, not a store, or of a
         schema this version cannot read. Older schemas are migrated in place when a migration exists."""
         path = Path(path)
@@ -127,8 +122,9 @@ class Database:
             raise InputError(f"{path}: no results database (run track-cameras to create it)")
         try:
             if readonly:
-                conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(
+                    f"file:{path.resolve()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
             else:
                 conn = cls._connect(path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -137,19 +133,27 @@ class Database:
             raise InputError(f"{path}: not a results database ({exc})") from None
         if version > SCHEMA_VERSION:
             conn.close()
-            raise InputError(f"{path}: results schema version {version} is newer than this multicam-tracker "
-                             f"reads ({SCHEMA_VERSION}); upgrade multicam-tracker")
+            raise InputError(
+                f"{path}: results schema version {version} is newer than this multicam-tracker "
+                f"reads ({SCHEMA_VERSION}); upgrade multicam-tracker"
+            )
         if version < SCHEMA_VERSION:
             if "run" not in tables and version == 0:
                 conn.close()
-                raise InputError(f"{path}: not a multicam-tracker results database (no schema version); "
-                                 f"{RECREATE_HINT}")
+                raise InputError(
+                    f"{path}: not a multicam-tracker results database (no schema version); {RECREATE_HINT}"
+                )
             if readonly or any(v not in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
                 conn.close()
-                how = ("open it writable once to migrate it" if readonly and all(
-                    v in MIGRATIONS for v in range(version, SCHEMA_VERSION)) else RECREATE_HINT)
-                raise InputError(f"{path}: results schema version {version} is older than this "
-                                 f"multicam-tracker reads ({SCHEMA_VERSION}); {how}")
+                how = (
+                    "open it writable once to migrate it"
+                    if readonly and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION))
+                    else RECREATE_HINT
+                )
+                raise InputError(
+                    f"{path}: results schema version {version} is older than this "
+                    f"multicam-tracker reads ({SCHEMA_VERSION}); {how}"
+                )
             store = cls(conn, path)
             with store._transaction():
                 for v in range(version, SCHEMA_VERSION):
@@ -168,7 +172,7 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -198,7 +202,9 @@ class Database:
         rows = db.execute(
             "SELECT t.global_id, t.camera, MIN(t.first_time), MAX(t.last_time), COUNT(*) "
             "FROM tracklets t JOIN cameras c ON c.name = t.camera "
-            f"{where} GROUP BY t.global_id, t.camera ORDER BY t.global_id, MIN(c.idx)", args).fetchall()
+            f"{where} GROUP BY t.global_id, t.camera ORDER BY t.global_id, MIN(c.idx)",
+            args,
+        ).fetchall()
         stats: dict[int, list] = {}
         for gid, cam, first, last, n in rows:
             s = stats.setdefault(gid, [[], math.inf, -math.inf, 0])
@@ -207,8 +213,11 @@ class Database:
         db.executemany(
             "UPDATE identities SET cameras = ?, num_cameras = ?, first_time = ?, last_time = ?, "
             "duration = ?, num_tracklets = ? WHERE global_id = ?",
-            [(CAMERA_SEPARATOR.join(cams), len(cams), first, last, last - first, n, g)
-             for g, (cams, first, last, n) in stats.items()])
+            [
+                (CAMERA_SEPARATOR.join(cams), len(cams), first, last, last - first, n, g)
+                for g, (cams, first, last, n) in stats.items()
+            ],
+        )
         if global_ids is None:
             db.execute("DELETE FROM identities WHERE global_id NOT IN (SELECT global_id FROM tracklets)")
         else:

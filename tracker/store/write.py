@@ -11,8 +11,9 @@ results intact::
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,13 @@ from tracker.store.schema import BOX_INDEXES, Database, dumps
 from tracker.types import CameraInfo, Tracklet
 
 
-def write_store(path: str | Path, meta: dict, cameras: Sequence[CameraInfo], tracklets: Sequence[Tracklet],
-                evidence: Iterable[Any] = ()) -> None:
+def write_store(
+    path: str | Path,
+    meta: dict,
+    cameras: Sequence[CameraInfo],
+    tracklets: Sequence[Tracklet],
+    evidence: Iterable[Any] = (),
+) -> None:
     """Write a whole run into a new store at ``path`` (a file there is replaced) in one transaction.
 
     ``meta`` is the run.json dict (JSON-serialisable; numpy values are converted); ``cameras`` in
@@ -53,29 +59,58 @@ def write_store(path: str | Path, meta: dict, cameras: Sequence[CameraInfo], tra
     with Database.create(path) as store, store._transaction() as db:
         for name in ("track_boxes_frame", "track_boxes_global", "track_boxes_tracklet"):
             db.execute(f"DROP INDEX IF EXISTS {name}")
-        db.executemany("INSERT INTO run VALUES (?, ?)",
-                       [("meta", dumps(meta)), ("associated", dumps(associated)),
-                        ("max_global_id", dumps(next_id - 1))])
+        db.executemany(
+            "INSERT INTO run VALUES (?, ?)",
+            [("meta", dumps(meta)), ("associated", dumps(associated)), ("max_global_id", dumps(next_id - 1))],
+        )
         db.executemany(
             "INSERT INTO cameras VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, c.name, _source_path(c.source), int(c.width), int(c.height), float(c.fps),
-              float(c.offset), None if c.frames_total is None else int(c.frames_total),
-              int(c.frames_processed),
-              None if c.homography is None else dumps(np.asarray(c.homography, np.float64)))
-             for i, c in enumerate(cameras)])
-        db.executemany("INSERT INTO tracklets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (_tracklet_row(t, ids[t.key]) for t in tracklets))
-        db.executemany("INSERT INTO track_boxes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (row for t in tracklets for row in _box_rows(t, ids[t.key])))
+            [
+                (
+                    i,
+                    c.name,
+                    _source_path(c.source),
+                    int(c.width),
+                    int(c.height),
+                    float(c.fps),
+                    float(c.offset),
+                    None if c.frames_total is None else int(c.frames_total),
+                    int(c.frames_processed),
+                    None if c.homography is None else dumps(np.asarray(c.homography, np.float64)),
+                )
+                for i, c in enumerate(cameras)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO tracklets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_tracklet_row(t, ids[t.key]) for t in tracklets),
+        )
+        db.executemany(
+            "INSERT INTO track_boxes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row for t in tracklets for row in _box_rows(t, ids[t.key])),
+        )
         db.executemany(
             "INSERT INTO crops (camera, track_id, frame, x1, y1, x2, y2, score, quality, jpeg) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((t.camera, int(t.track_id), int(c.frame), *np.asarray(c.box, float).tolist(),
-              float(c.score), float(c.quality), encode_jpeg(c.image))
-             for t in tracklets for c in t.crops))
-        db.executemany("INSERT INTO evidence (global_id, a_camera, a_track, b_camera, b_track, distance, "
-                       "terms, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (_evidence_fields(e) for e in evidence))
+            (
+                (
+                    t.camera,
+                    int(t.track_id),
+                    int(c.frame),
+                    *np.asarray(c.box, float).tolist(),
+                    float(c.score),
+                    float(c.quality),
+                    encode_jpeg(c.image),
+                )
+                for t in tracklets
+                for c in t.crops
+            ),
+        )
+        db.executemany(
+            "INSERT INTO evidence (global_id, a_camera, a_track, b_camera, b_track, distance, "
+            "terms, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (_evidence_fields(e) for e in evidence),
+        )
         for statement in BOX_INDEXES.strip().splitlines():
             db.execute(statement)
         db.execute("INSERT INTO identities (global_id) SELECT DISTINCT global_id FROM tracklets")
@@ -86,8 +121,17 @@ def _tracklet_row(t: Tracklet, global_id: int) -> tuple:
     emb = None if t.embedding is None else np.asarray(t.embedding, np.float32).tobytes()
     if not len(t):
         raise ValueError(f"tracklet {t.key} has no frames")
-    return (t.camera, int(t.track_id), global_id, int(t.frames[0]), int(t.frames[-1]), float(t.times[0]),
-            float(t.times[-1]), len(t), emb)
+    return (
+        t.camera,
+        int(t.track_id),
+        global_id,
+        int(t.frames[0]),
+        int(t.frames[-1]),
+        float(t.times[0]),
+        float(t.times[-1]),
+        len(t),
+        emb,
+    )
 
 
 def _box_rows(t: Tracklet, global_id: int) -> Iterator[tuple]:
@@ -115,5 +159,13 @@ def _evidence_fields(ev: Any) -> tuple[int, str, int, str, int, float | None, st
     dist = get("distance")
     dist = None if dist is None or not math.isfinite(float(dist)) else float(dist)
     terms = {str(k): float(v) for k, v in (get("terms") or {}).items()}
-    return (int(get("global_id")), str(a[0]), int(a[1]), str(b[0]), int(b[1]), dist, dumps(terms),
-            str(get("reason") or ""))
+    return (
+        int(get("global_id")),
+        str(a[0]),
+        int(a[1]),
+        str(b[0]),
+        int(b[1]),
+        dist,
+        dumps(terms),
+        str(get("reason") or ""),
+    )

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from tracker.calibration import Calibration
 from tracker.config import CameraLink
 from tracker.types import Tracklet
-
 
 _ZONE_LENGTH, _ZONE_GAP, _ZONE_WIDTH = 10.0, 15.0, 6.0  # metres: zones along x, with walkways between them
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracker.associate import Association, associate
+from tracker.association import Association, Constraints, associate
 from tracker.calibration import Calibration, load_calibration
-from tracker.evaluate import pairwise_f1
-from tracker.synthetic.tracklets import synthetic_scene
 from tracker.config import AssociateConfig, CameraLink, from_dict
 from tracker.errors import InputError
+from tracker.evaluate import pairwise_f1
+from tracker.synthetic.tracklets import synthetic_scene
 from tracker.types import Tracklet
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_videos"
@@ -42,6 +42,9 @@ def _check(tracklets: list[Tracklet], result: Association) -> None:
     key_id = {t.key: g for t, g in zip(tracklets, ids.tolist())}
     for ev in result.evidence:
         assert key_id[ev.a] == key_id[ev.b] == ev.global_id
+        if "(reviewer)" in ev.reason and not ev.terms:  # a reviewer joined groups no edge links
+            assert np.isnan(ev.distance)
+            continue
         assert ev.reason and np.isfinite(ev.distance) and "time_gap" in ev.terms
     frames: dict[tuple[str, int], set[int]] = {}
     for t, g in zip(tracklets, ids.tolist()):
@@ -473,3 +476,88 @@ def test_ground_truth_tracklets_of_the_sample_scene(tmp_path):
     idf1 = multicamera_idf1(tmp_path, tracklets, result.global_ids, SAMPLE / "gt")
     assert idf1 >= 0.88, (idf1, result.info)
     assert pairwise_f1(result.global_ids, np.array(people))[0] >= 0.7
+
+
+# ---------------------------------------------------------------------------------------- reviewer constraints
+
+
+def _three_looks():
+    """Four tracklets in two disjoint cameras: a and a' look alike (joined), b looks like neither, c is a
+    near twin of b. Returns the tracklets and their keys."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((32, 3)))
+    e_a, e_b, other = q.T.astype(np.float32)  # orthonormal: a and b are unrelated (cosine distance 1)
+    near = _unit(0.6 * e_b + 0.8 * other)  # cosine distance 0.4 from b: above the threshold, below twice it
+    tracklets = [
+        _tracklet("cam1", 1, 0, 4, e_a),
+        _tracklet("cam2", 1, 10, 14, _unit(e_a + 0.05 * other)),
+        _tracklet("cam1", 2, 20, 24, e_b),
+        _tracklet("cam2", 2, 30, 34, near),
+    ]
+    return tracklets, [t.key for t in tracklets]
+
+
+def test_reviewer_constraints_join_and_separate():
+    tracklets, (a, a2, b, c) = _three_looks()
+    cfg = AssociateConfig(appearance_scale=1.0, threshold=0.3)
+    plain = associate(tracklets, cfg)
+    g = plain.global_ids
+    assert g[0] == g[1] and g[2] != g[3]  # b and its near twin c stay apart at this threshold
+    assert any({cand.a, cand.b} == {b, c} for cand in plain.candidates)
+
+    apart = associate(tracklets, cfg, constraints=Constraints(different=((a2, a),)))
+    assert apart.global_ids[0] != apart.global_ids[1]
+    assert any({cand.a, cand.b} == {a, a2} and cand.refused for cand in apart.candidates)
+
+    joined = associate(tracklets, cfg, constraints=Constraints(same=((c, b),)))
+    _check(tracklets, joined)
+    assert joined.global_ids[2] == joined.global_ids[3] and joined.global_ids[0] == joined.global_ids[1]
+    reviewed = [e for e in joined.evidence if "reviewer" in e.reason]
+    assert len(reviewed) == 1 and {reviewed[0].a, reviewed[0].b} == {b, c}
+    assert joined.info["constraints_same"] == 1 and joined.info["constraints_same_refused"] == 0
+
+
+def test_reviewer_same_cannot_break_a_hard_cannot_link_and_unknown_keys_are_counted():
+    e = _unit(np.ones(8))
+    tracklets = [
+        _tracklet("cam1", 1, 0, 5, e),
+        _tracklet("cam1", 2, 2, 7, e),
+        _tracklet("cam2", 1, 20, 25, e),
+    ]
+    got = associate(
+        tracklets,
+        AssociateConfig(),
+        constraints=Constraints(same=((("cam1", 1), ("cam1", 2)), (("cam9", 1), ("cam1", 1)))),
+    )
+    assert got.global_ids[0] != got.global_ids[1]  # one camera, overlapping frames: never one person
+    assert got.info["constraints_same_refused"] == 1 and got.info["constraints_unknown"] == 1
+
+
+def test_reviewer_same_without_any_edge_still_joins():
+    """Two tracklets no candidate edge links (more than max_gap apart): a reviewer can still join them."""
+    rng = np.random.default_rng(1)
+    tracklets = [
+        _tracklet("cam1", 1, 0, 5, _unit(rng.standard_normal(16))),
+        _tracklet("cam2", 1, 500, 505, _unit(rng.standard_normal(16))),
+    ]
+    got = associate(
+        tracklets, AssociateConfig(max_gap=60.0), constraints=Constraints(same=((("cam1", 1), ("cam2", 1)),))
+    )
+    assert got.global_ids.tolist() == [1, 1] and np.isnan(got.evidence[0].distance)
+
+
+@given(st.permutations(range(3)))
+@settings(max_examples=6, deadline=None)
+def test_constraint_order_does_not_matter(perm):
+    tracklets, (a, a2, b, c) = _three_looks()
+    pairs = [(c, b), (a, c), (a2, b)]
+    cfg = AssociateConfig(appearance_scale=1.0, threshold=0.3)
+    ref = associate(tracklets, cfg, constraints=Constraints(same=(pairs[0],), different=tuple(pairs[1:])))
+    got = associate(
+        tracklets,
+        cfg,
+        constraints=Constraints(
+            same=(pairs[0][::-1],), different=tuple(pairs[1:][i] for i in sorted(perm[:2]) if i < 2)
+        ),
+    )
+    assert got.global_ids.tolist() == ref.global_ids.tolist()

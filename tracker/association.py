@@ -63,8 +63,8 @@ import heapq
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -99,18 +99,49 @@ class Evidence:
     reason: str
 
 
+Key = tuple[str, int]
+"""A tracklet's ``(camera, track_id)``."""
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a person said about tracklet pairs: ``same`` (one person: must-link) and ``different`` (two
+    people: cannot-link), as pairs of ``(camera, track_id)`` keys. Pairs naming a tracklet that is not in the
+    run are ignored (and counted in :attr:`Association.info`)."""
+
+    same: tuple[tuple[Key, Key], ...] = ()
+    different: tuple[tuple[Key, Key], ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Two identities the association did *not* join although an edge links them: the closest tracklet pair
+    ``a``, ``b`` (``a`` starts first) and the average-linkage ``distance`` between the two identities (at or
+    above the threshold, or refused by a cannot-link: ``refused``). What a reviewer is asked about."""
+
+    a: Key
+    b: Key
+    distance: float
+    edges: int
+    refused: bool
+
+
 @dataclass
 class Association:
     """Result of :func:`associate`.
 
     ``global_ids``: (N,) int64 aligned with the input tracklets, 1..K numbered in order of first appearance
-    (start time, then camera, then track id). ``evidence``: one entry per merge (N - K in all).
-    ``info``: counts and timings for run.json (search method, candidate edges, merges, cannot-link refusals).
+    (start time, then camera, then track id). ``evidence``: one entry per merge (N - K in all; merges a
+    reviewer asked for say "same person (reviewer)"; their distance is NaN where no edge links the two
+    groups). ``candidates``: pairs of
+    identities linked by an edge but not joined, closest first (see :class:`Candidate`). ``info``: counts and
+    timings for run.json (search method, candidate edges, merges, cannot-link refusals, constraints used).
     """
 
     global_ids: np.ndarray
     evidence: list[Evidence]
     info: dict[str, float | int | str] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -223,7 +254,9 @@ class _Topology:
     link, ``inf`` otherwise. Without configured links nothing is known about transit (``known`` is False).
     """
 
-    def __init__(self, names: list[str], links: tuple[CameraLink, ...], overlaps: dict[str, frozenset[str]] | None):
+    def __init__(
+        self, names: list[str], links: tuple[CameraLink, ...], overlaps: dict[str, frozenset[str]] | None
+    ):
         c = len(names)
         code = {n: i for i, n in enumerate(names)}
         overlap = np.full((c, c), -1, np.int8)  # -1 unknown, 0 disjoint, 1 overlapping
@@ -549,8 +582,9 @@ class _Merge:
     keep: int
     gone: int
     distance: float
-    edge: int  # index of the closest edge between the two clusters
+    edge: int  # index of the closest edge between the two clusters (-1: none)
     edges: int  # number of edges between them
+    reviewer: bool = False  # joined because a reviewer said so
 
 
 class _Clusters:
@@ -561,17 +595,32 @@ class _Clusters:
     overlap, so this is every such cannot-link).
     """
 
-    def __init__(self, v: _Tracks, topo: _Topology, cfg: AssociateConfig, far: tuple[np.ndarray, np.ndarray]):
+    def __init__(
+        self,
+        v: _Tracks,
+        topo: _Topology,
+        cfg: AssociateConfig,
+        far: tuple[np.ndarray, np.ndarray],
+        apart: Sequence[tuple[int, int]] = (),
+    ):
         self.v, self.topo, self.cfg = v, topo, cfg
         n = len(v.items)
         self.members: list[set[int]] = [{i} for i in range(n)]
+        self.parent = list(range(n))  # union-find over cluster ids: find(i) is the cluster holding i
         self.span = np.c_[v.start, v.end].tolist()
         self.far: dict[int, set[int]] = {}
         for a, b in zip(*(x.tolist() for x in far)):
             self.far.setdefault(a, set()).add(b)
             self.far.setdefault(b, set()).add(a)
+        self.apart: dict[int, set[int]] = {}  # a reviewer said: different people
+        for a, b in apart:
+            self.apart.setdefault(a, set()).add(b)
+            self.apart.setdefault(b, set()).add(a)
 
     def cannot_link(self, a: int, b: int) -> bool:
+        small, big = sorted((self.members[a], self.members[b]), key=len)
+        if self.apart and any(x in self.apart and not self.apart[x].isdisjoint(big) for x in small):
+            return True
         (sa, ea), (sb, eb) = self.span[a], self.span[b]
         if min(ea, eb) < max(sa, sb):  # never seen at the same time: no cannot-link can apply
             return False
@@ -584,24 +633,38 @@ class _Clusters:
         )
         return bool(_conflict(self.v, self.topo, self.cfg, ia, ib).any())
 
+    def find(self, i: int) -> int:
+        """The cluster tracklet ``i`` is in now."""
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
     def merge(self, keep: int, gone: int) -> None:
         small, big = sorted((self.members[keep], self.members[gone]), key=len)
         big |= small
         self.members[keep], self.members[gone] = big, set()
+        self.parent[gone] = keep
         (sa, ea), (sb, eb) = self.span[keep], self.span[gone]
         self.span[keep] = [min(sa, sb), max(ea, eb)]
 
 
-def _components(edges: _Edges, n: int, threshold: float) -> list[np.ndarray]:
+def _components(
+    edges: _Edges, n: int, threshold: float, together: Sequence[tuple[int, int]] = ()
+) -> list[np.ndarray]:
     """The edges that can matter, one array of edge indices per connected component of the graph of edges
-    below ``threshold`` (components in order of their first tracklet). Every merge joins two clusters with an
-    edge below the threshold between them, so clusters never leave these components and an edge between
-    two components never enters an average."""
+    below ``threshold`` and of the pairs ``together`` a reviewer joined (components in order of their first
+    tracklet). Every merge joins two clusters with such an edge or pair between them, so clusters never leave
+    these components and an edge between two components never enters an average."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     below = edges.dist < threshold
-    graph = coo_matrix((np.ones(int(below.sum())), (edges.i[below], edges.j[below])), shape=(n, n))
+    pairs = np.asarray(together, np.int64).reshape(-1, 2)
+    rows, cols = np.r_[edges.i[below], pairs[:, 0]], np.r_[edges.j[below], pairs[:, 1]]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     inside = np.flatnonzero(comp[edges.i] == comp[edges.j])
     inside = inside[np.argsort(comp[edges.i[inside]], kind="stable")]
@@ -609,26 +672,47 @@ def _components(edges: _Edges, n: int, threshold: float) -> list[np.ndarray]:
 
 
 def _cluster(
-    clusters: _Clusters, edges: _Edges, components: list[np.ndarray], threshold: float
-) -> tuple[np.ndarray, list[_Merge], int]:
-    """Average linkage with cannot-link checks, one component (edge indices) at a time. Returns the root
-    cluster of each tracklet, the merges in order (``_Merge.edge`` indexes ``edges``), and how many closest
-    pairs a cannot-link refused."""
+    clusters: _Clusters,
+    edges: _Edges,
+    components: list[np.ndarray],
+    threshold: float,
+    together: Sequence[tuple[int, int]] = (),
+) -> tuple[np.ndarray, list[_Merge], int, int]:
+    """Average linkage with cannot-link checks, one component (edge indices) at a time, after the merges a
+    reviewer asked for (``together``: tracklet pairs, made one first unless a cannot-link forbids it). Returns
+    the root cluster of each tracklet, the merges in order (``_Merge.edge`` indexes ``edges``, -1 for a
+    reviewer's merge without an edge), how many closest pairs a cannot-link refused, and how many of the
+    reviewer's pairs could not be joined."""
     n = len(clusters.members)
     merges: list[_Merge] = []
     refused = 0
-    for use in components:
-        refused += _cluster_component(clusters, edges, use, threshold, merges)
-    root = np.empty(n, np.int64)
+    root = np.arange(n)
+    forced: dict[int, list[tuple[int, int]]] = {}
+    comp_of = np.full(n, -1, np.int64)
+    for k, use in enumerate(components):
+        comp_of[edges.i[use]] = comp_of[edges.j[use]] = k
+    for a, b in together:
+        forced.setdefault(int(comp_of[a]), []).append((a, b))
+    for k, use in enumerate(components):
+        refused += _cluster_component(clusters, edges, use, threshold, merges, forced.pop(k, []))
+    for pairs in forced.values():  # pairs with no edge below the threshold
+        _cluster_component(clusters, edges, np.zeros(0, np.int64), threshold, merges, pairs)
+    unjoinable = sum(clusters.find(a) != clusters.find(b) for a, b in together)
     for c, mem in enumerate(clusters.members):
         root[list(mem)] = c
-    return root, merges, refused
+    return root, merges, refused, unjoinable
 
 
 def _cluster_component(
-    clusters: _Clusters, edges: _Edges, use: np.ndarray, threshold: float, merges: list[_Merge]
+    clusters: _Clusters,
+    edges: _Edges,
+    use: np.ndarray,
+    threshold: float,
+    merges: list[_Merge],
+    together: Sequence[tuple[int, int]] = (),
 ) -> int:
-    """The heap loop over the edges ``use`` of one component; appends its merges, returns the refusals."""
+    """The heap loop over the edges ``use`` of one component, after joining the tracklet pairs ``together``;
+    appends its merges, returns the refusals."""
     n = len(clusters.members)
     # one shared entry [sum, count, best distance, best edge] per cluster pair, reachable from both sides;
     # heap items (average, a * n + b) with a < b
@@ -641,24 +725,18 @@ def _cluster_component(
         adj.setdefault(a, {})[b] = adj.setdefault(b, {})[a] = entry
         if d < threshold:
             heap.append((d, a * n + b))
-    heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
-    refused = 0
-    while heap:
-        d, pair = pop(heap)
-        a, b = divmod(pair, n)
-        adj_a, adj_b = adj.get(a), adj.get(b)
-        entry = adj_a.get(b) if adj_a is not None and adj_b is not None else None
-        if entry is None or entry[0] / entry[1] != d:
-            continue  # stale: a cluster is gone or the pair's average changed since this was pushed
-        if clusters.cannot_link(a, b):
-            del adj_a[b], adj_b[a]
-            refused += 1
-            continue
+
+    def join(a: int, b: int, entry: list | None, reviewer: bool = False) -> None:
+        adj_a, adj_b = adj.setdefault(a, {}), adj.setdefault(b, {})
         keep, gone = (a, b) if (len(adj_a), -a) >= (len(adj_b), -b) else (b, a)
-        merges.append(_Merge(keep, gone, d, entry[3], entry[1]))
+        distance = entry[0] / entry[1] if entry else math.nan
+        merges.append(
+            _Merge(keep, gone, distance, entry[3] if entry else -1, entry[1] if entry else 0, reviewer)
+        )
         adj_keep, adj_gone = adj[keep], adj.pop(gone)
-        del adj_keep[gone], adj_gone[keep]
+        adj_keep.pop(gone, None)
+        adj_gone.pop(keep, None)
         for other, e in adj_gone.items():
             adj_other = adj[other]
             del adj_other[gone]
@@ -674,6 +752,25 @@ def _cluster_component(
             if avg < threshold:
                 push(heap, (avg, keep * n + other if keep < other else other * n + keep))
         clusters.merge(keep, gone)
+
+    for x, y in together:
+        a, b = clusters.find(x), clusters.find(y)
+        if a != b and not clusters.cannot_link(a, b):
+            join(a, b, adj.get(a, {}).get(b), reviewer=True)
+    heapq.heapify(heap)
+    refused = 0
+    while heap:
+        d, pair = pop(heap)
+        a, b = divmod(pair, n)
+        adj_a, adj_b = adj.get(a), adj.get(b)
+        entry = adj_a.get(b) if adj_a is not None and adj_b is not None else None
+        if entry is None or entry[0] / entry[1] != d:
+            continue  # stale: a cluster is gone or the pair's average changed since this was pushed
+        if clusters.cannot_link(a, b):
+            del adj_a[b], adj_b[a]
+            refused += 1
+            continue
+        join(a, b, entry)
     return refused
 
 
@@ -726,12 +823,17 @@ def _reason(v: _Tracks, a: int, b: int, terms: dict[str, float], distance: float
 
 
 def associate(
-    tracklets: Sequence[Tracklet], cfg: AssociateConfig, calibration: Calibration | None = None
+    tracklets: Sequence[Tracklet],
+    cfg: AssociateConfig,
+    calibration: Calibration | None = None,
+    constraints: Constraints | None = None,
 ) -> Association:
     """Join tracklets of all cameras into global identities (see the module docstring for the method).
 
     ``tracklets`` are not modified. ``calibration``: the cameras' ground-plane homographies and which views
     overlap (:func:`tracker.calibration.load_calibration` reads ``cfg.calibration``); None: uncalibrated.
+    ``constraints``: a reviewer's answers; ``same`` pairs are joined first (unless a hard cannot-link forbids
+    it), ``different`` pairs are cannot-links like the others.
     """
     t0 = time.perf_counter()
     order = _canonical(tracklets)
@@ -743,6 +845,7 @@ def associate(
     calibration = calibration or Calibration()
     v = _Tracks([tracklets[i] for i in order], calibration.homographies)
     topo = _Topology(v.names, cfg.links, calibration.overlaps)
+    together, apart, unknown = _constraint_pairs(v, constraints or Constraints())
 
     qa, wa, sim, method = _appearance_edges(v, topo, cfg)
     qs, ws = _spatial_edges(v, topo, cfg)
@@ -752,27 +855,42 @@ def associate(
         v, topo, cfg, np.r_[qa, qs], np.r_[wa, ws], np.r_[sim, np.full(len(qs), np.nan)], scale
     )
     t_terms = time.perf_counter()
-    components = _components(edges, n, cfg.threshold)
-    root, merges, refused = _cluster(_Clusters(v, topo, cfg, edges.far), edges, components, cfg.threshold)
+    components = _components(edges, n, cfg.threshold, together)
+    clusters = _Clusters(v, topo, cfg, edges.far, apart)
+    root, merges, refused, unjoinable = _cluster(clusters, edges, components, cfg.threshold, together)
 
     first = {}
     for r in root.tolist():  # canonical order is first-appearance order
         first.setdefault(r, len(first) + 1)
     label = np.array([first[r] for r in root.tolist()], np.int64)
     evidence = []
-    best = np.array([m.edge for m in merges], np.int64)
-    for m, terms in zip(merges, edges.terms_of(best)):
-        a, b = int(edges.i[m.edge]), int(edges.j[m.edge])
-        terms |= {"edge_distance": float(edges.dist[m.edge]), "edges": float(m.edges)}
-        evidence.append(
-            Evidence(
-                int(label[a]),
-                v.items[a].key,
-                v.items[b].key,
-                float(m.distance),
-                terms,
-                _reason(v, a, b, terms, m.distance, cfg.threshold),
+    with_edge = [m for m in merges if m.edge >= 0]
+    terms_of = dict(
+        zip((m.edge for m in with_edge), edges.terms_of(np.array([m.edge for m in with_edge], int)))
+    )
+    for m in merges:
+        if m.edge < 0:  # a reviewer's merge of two groups no edge links
+            a, b = sorted((m.keep, m.gone))
+            evidence.append(
+                Evidence(
+                    int(label[a]),
+                    v.items[a].key,
+                    v.items[b].key,
+                    math.nan,
+                    {},
+                    f"{_name(v, a)} and {_name(v, b)}: same person (reviewer).",
+                )
             )
+            continue
+        a, b = int(edges.i[m.edge]), int(edges.j[m.edge])
+        terms = terms_of[m.edge] | {"edge_distance": float(edges.dist[m.edge]), "edges": float(m.edges)}
+        reason = (
+            f"{_name(v, a)} and {_name(v, b)}: same person (reviewer); average distance {m.distance:.2f}."
+            if m.reviewer
+            else _reason(v, a, b, terms, m.distance, cfg.threshold)
+        )
+        evidence.append(
+            Evidence(int(label[a]), v.items[a].key, v.items[b].key, float(m.distance), terms, reason)
         )
     ids = np.empty(n, np.int64)
     ids[order] = label
@@ -786,9 +904,81 @@ def associate(
         "edges_within_reach": int(sum(len(c) for c in components)),
         "merges": len(merges),
         "refused_cannot_link": refused,
+        "constraints_same": len(together),
+        "constraints_different": len(apart),
+        "constraints_unknown": unknown,
+        "constraints_same_refused": unjoinable,
         "identities": len(first),
         "search_s": round(t_search - t0, 3),
         "terms_s": round(t_terms - t_search, 3),
         "cluster_s": round(time.perf_counter() - t_terms, 3),
     }
-    return Association(ids, evidence, info)
+    return Association(ids, evidence, info, _candidates(v, edges, root, clusters, cfg.threshold))
+
+
+def _name(v: _Tracks, i: int) -> str:
+    return f"{v.items[i].camera}#{v.items[i].track_id}"
+
+
+def _constraint_pairs(v: _Tracks, constraints: Constraints) -> tuple[list, list, int]:
+    """The constraints as canonical index pairs: (same pairs, different pairs, pairs naming no tracklet)."""
+    index = {t.key: i for i, t in enumerate(v.items)}
+    unknown = 0
+
+    def pairs(items) -> list[tuple[int, int]]:
+        nonlocal unknown
+        out = []
+        for a, b in items:
+            ia, ib = index.get((str(a[0]), int(a[1]))), index.get((str(b[0]), int(b[1])))
+            if ia is None or ib is None or ia == ib:
+                unknown += ia is None or ib is None
+                continue
+            out.append((min(ia, ib), max(ia, ib)))
+        return sorted(set(out))
+
+    return pairs(constraints.same), pairs(constraints.different), unknown
+
+
+MAX_CANDIDATES_PER_IDENTITY = 5
+
+
+def _candidates(
+    v: _Tracks, edges: _Edges, root: np.ndarray, clusters: _Clusters, threshold: float
+) -> list[Candidate]:
+    """Identity pairs linked by edges but left apart, with their average-linkage distance below twice the
+    threshold, at most :data:`MAX_CANDIDATES_PER_IDENTITY` per identity, closest first."""
+    n = len(root)
+    ri, rj = root[edges.i], root[edges.j]
+    apart = ri != rj
+    if not apart.any():
+        return []
+    lo, hi = np.minimum(ri, rj)[apart], np.maximum(ri, rj)[apart]
+    key = lo * n + hi
+    keys, inverse = np.unique(key, return_inverse=True)
+    total = np.bincount(inverse, weights=edges.dist[apart])
+    count = np.bincount(inverse)
+    mean = total / count
+    order = np.lexsort((edges.dist[apart], inverse))  # per pair, its closest edge first
+    first = order[np.r_[True, np.diff(inverse[order]) != 0]]
+    best = np.flatnonzero(apart)[first]  # edge index of each pair's closest edge, in the order of ``keys``
+    out: list[Candidate] = []
+    per: dict[int, int] = {}
+    for k in np.argsort(mean, kind="stable"):
+        if mean[k] >= 2 * threshold:
+            break
+        a, b = divmod(int(keys[k]), n)
+        if per.get(a, 0) >= MAX_CANDIDATES_PER_IDENTITY or per.get(b, 0) >= MAX_CANDIDATES_PER_IDENTITY:
+            continue
+        per[a], per[b] = per.get(a, 0) + 1, per.get(b, 0) + 1
+        e = int(best[k])
+        i, j = int(edges.i[e]), int(edges.j[e])
+        out.append(
+            Candidate(
+                v.items[i].key,
+                v.items[j].key,
+                float(mean[k]),
+                int(count[k]),
+                bool(clusters.cannot_link(a, b)),
+            )
+        )
+    return out
