@@ -478,7 +478,7 @@ def test_ground_truth_tracklets_of_the_sample_scene(tmp_path):
     assert pairwise_f1(result.global_ids, np.array(people))[0] >= 0.7
 
 
-# ---------------------------------------------------------------------------------------- reviewer constraints
+# -------------------------------------------------------------------------------------- reviewer constraints
 
 
 def _three_looks():
