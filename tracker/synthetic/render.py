@@ -22,6 +22,10 @@ Outputs in ``out_dir``:
 
 The same arguments give byte-identical ``gt/`` and ``scene.json``, and byte-identical videos for the same
 PyAV build on x86-64 (see :class:`tracker.video.H264Writer`).
+
+``track-sim --crops DIR --background VIDEO`` renders the same geometry with real people from a ReID data set
+on a real background instead (:mod:`tracker.synthetic.composite`); the camera layout, walkers, ground-truth
+files and ``scene.json`` cameras are shared with it through the public functions here.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ import argparse
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,7 +49,7 @@ from tracker.video import open_video
 _SHIFT = 4  # cv2 drawing sub-pixel bits: coordinates are multiplied by 16
 _ONE = 1 << _SHIFT
 _PPM = 40  # texture pixels per metre for the ground and the building front
-_WALK_Y = (4.0, 13.5)  # the walkway's near and far edge (metres from the camera line)
+WALK_Y = (4.0, 13.5)  # the walkway's near and far edge (metres from the camera line)
 _WALL_Y = 16.5  # building front
 _WALL_H = 12.0
 _DOOR_W = 1.4
@@ -55,7 +61,7 @@ _CRF = 20  # x264 quality: the 3 x 30 s 640x360 sample comes to about 3-4 MB
 
 
 @dataclass
-class _Look:
+class Look:
     """A camera's rendering of colour: per-channel gain, gamma, black level, blur and sensor noise."""
 
     gain: np.ndarray  # (3,) BGR multipliers
@@ -82,7 +88,7 @@ class _Look:
 
 
 @dataclass
-class _Camera:
+class Camera:
     """A static pinhole camera: ``K`` intrinsics, ``R`` world-to-camera rotation, ``C`` centre (metres)."""
 
     name: str
@@ -91,7 +97,7 @@ class _Camera:
     K: np.ndarray
     R: np.ndarray
     C: np.ndarray
-    look: _Look
+    look: Look
 
     @property
     def P(self) -> np.ndarray:
@@ -143,15 +149,15 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return np.stack([right, down, fwd])
 
 
-def _make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, height: int) -> list[_Camera]:
+def make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, height: int) -> list[Camera]:
     """Place ``n`` cameras along the walkway.
 
     Camera ``k`` overlaps camera ``k - 1`` when ``k % 3 == 1`` and ``overlap > 0`` (its mid-walkway view
     shares ``overlap`` of its width); every other camera starts 2-4 m after the previous one's footprint at
     the walkway's far edge (where views are widest), so that people need a few seconds to cross unseen.
     """
-    mid_y = sum(_WALK_Y) / 2
-    cams: list[_Camera] = []
+    mid_y = sum(WALK_Y) / 2
+    cams: list[Camera] = []
     for k in range(n):
         f = width * rng.uniform(0.78, 0.9)
         K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
@@ -161,9 +167,9 @@ def _make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, 
         pitch = math.atan2(h, target - cy)
         R = _rotation(math.radians(rng.uniform(-7, 7)), pitch, math.radians(rng.uniform(-1.5, 1.5)))
         gain = rng.uniform(0.9, 1.1, 3) * rng.uniform(0.85, 1.12)
-        look = _Look(gain, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0, 12)),
+        look = Look(gain, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0, 12)),
                      float(rng.uniform(0.3, 0.9)), float(rng.uniform(1.2, 2.4)))
-        cam = _Camera(f"cam{k + 1}", width, height, K, R, np.array([0.0, cy, h]), look)
+        cam = Camera(f"cam{k + 1}", width, height, K, R, np.array([0.0, cy, h]), look)
         if k == 0:
             cam.C[0] = 0.0
         elif k % 3 == 1 and overlap > 0:
@@ -171,8 +177,8 @@ def _make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, 
             a, b = cam.x_extent(mid_y)
             cam.C[0] = pb - overlap * (b - a) - a
         else:
-            far_prev = cams[-1].x_extent(_WALK_Y[1])[1]
-            cam.C[0] = far_prev + rng.uniform(2.0, 4.0) - cam.x_extent(_WALK_Y[1])[0]
+            far_prev = cams[-1].x_extent(WALK_Y[1])[1]
+            cam.C[0] = far_prev + rng.uniform(2.0, 4.0) - cam.x_extent(WALK_Y[1])[0]
         cams.append(cam)
     return cams
 
@@ -214,7 +220,7 @@ class _Appearance:
     bag_side: int
 
     def summary(self) -> dict:
-        hexc = lambda c: "#%02x%02x%02x" % (c[2], c[1], c[0])  # noqa: E731 (BGR -> #rrggbb)
+        hexc = lambda c: "#%02x%02x%02x" % (c[2], c[1], c[0])
         return {
             "height_m": self.height_m,
             "shirt": hexc(self.shirt),
@@ -238,7 +244,7 @@ def _jitter(rng: np.random.Generator, color: tuple, amount: float) -> tuple:
 
 
 def _random_appearance(rng: np.random.Generator) -> _Appearance:
-    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]
     shirt = _jitter(rng, pick(_SHIRT), 12)
     stripes = _jitter(rng, pick(_ACCENT), 8) if rng.random() < 0.3 else None
     logo = _jitter(rng, pick(_ACCENT), 8) if rng.random() < 0.35 else None
@@ -258,7 +264,7 @@ def _random_appearance(rng: np.random.Generator) -> _Appearance:
 
 def _near_twin(rng: np.random.Generator, a: _Appearance) -> _Appearance:
     """Someone dressed almost like ``a``: the same clothes with colours a few grey levels apart."""
-    j = lambda c: _jitter(rng, c, 4) if c is not None else None  # noqa: E731
+    j = lambda c: _jitter(rng, c, 4) if c is not None else None
     return _Appearance(
         height_m=round(float(np.clip(a.height_m + rng.uniform(-0.04, 0.04), 1.6, 1.9)), 3),
         build=a.build, skin=a.skin, hair=a.hair, long_hair=a.long_hair,
@@ -270,14 +276,20 @@ def _near_twin(rng: np.random.Generator, a: _Appearance) -> _Appearance:
 
 
 @dataclass
-class _Person:
-    """A walker: appearance and a path of keyframes ``(t, x, y)`` (seconds, metres), linear in between."""
+class Walker:
+    """A walker: height and a path of keyframes ``(t, x, y)`` (seconds, metres), linear in between.
+
+    ``look`` is what the person looks like to the renderer that draws them (``track-sim``: an
+    :class:`_Appearance`; the compositor: the real crops they are made of); ``twin_of`` the id of the person
+    they are dressed almost like, if any.
+    """
 
     pid: int
-    look: _Appearance
+    height_m: float
     keys: np.ndarray  # (K, 3) float64
     cycle_m: float  # metres walked per full gait cycle (two steps)
     phase0: float
+    look: Any = None
     twin_of: int | None = None
 
     def __post_init__(self) -> None:
@@ -300,16 +312,14 @@ class _Person:
         phase = self.phase0 + 2 * math.pi * float(np.interp(t, ts, self._dist)) / self.cycle_m
         return pos, self._heading[i], phase, bool(self._moving[i])
 
+    def speed_mps(self) -> float:
+        """Mean speed over the whole path, pauses included (metres per second, 3 decimals)."""
+        return round(float(self._dist[-1] / max(1e-9, self.keys[-1, 0] - self.keys[0, 0])), 3)
+
 
 def _make_people(rng: np.random.Generator, n: int, seconds: float, x_range: tuple[float, float],
-                 doors: list[float]) -> list[_Person]:
-    """``n`` walkers: most cross the walkway end to end, others come out of or go into building doors.
-
-    Start times are spread so that people are in the scene throughout ``[0, seconds]``; about one in six
-    is dressed almost like an earlier person, and some pause for a moment.
-    """
-    x0, x1 = x_range
-    y_lo, y_hi = _WALK_Y
+                 doors: list[float]) -> list[Walker]:
+    """``n`` drawn walkers (:func:`make_walkers`); about one in six is dressed almost like an earlier person."""
     looks: list[_Appearance] = []
     twins: list[int | None] = []
     for i in range(n):
@@ -321,6 +331,23 @@ def _make_people(rng: np.random.Generator, n: int, seconds: float, x_range: tupl
         else:
             looks.append(_random_appearance(rng))
             twins.append(None)
+    people = make_walkers(rng, [look.height_m for look in looks], seconds, x_range, doors)
+    for p in people:
+        p.look, p.twin_of = looks[p.pid - 1], twins[p.pid - 1]
+    return people
+
+
+def make_walkers(rng: np.random.Generator, heights: list[float], seconds: float, x_range: tuple[float, float],
+                 doors: list[float]) -> list[Walker]:
+    """One walker per height (ids 1..n in order): most cross the walkway end to end, others come out of or
+    go into building doors (``doors``: their x on the far side, at least one).
+
+    Start times are spread so that people are in the scene throughout ``[0, seconds]``; some pause for a
+    moment. ``x_range``: the walkway's ends (metres), just outside every view.
+    """
+    n = len(heights)
+    x0, x1 = x_range
+    y_lo, y_hi = WALK_Y
     people = []
     order = rng.permutation(n)
     for slot, i in enumerate(order):
@@ -364,9 +391,9 @@ def _make_people(rng: np.random.Generator, n: int, seconds: float, x_range: tupl
         lo, hi = -0.65 * dur, seconds - 0.35 * dur
         t0 = lo + (hi - lo) * (slot + rng.uniform(0.1, 0.9)) / n
         keys_a[:, 0] += t0
-        look = looks[i]
-        people.append(_Person(int(i) + 1, look, np.round(keys_a, 3), cycle_m=0.8 * look.height_m,
-                              phase0=float(rng.uniform(0, 2 * math.pi)), twin_of=twins[i]))
+        height = heights[i]
+        people.append(Walker(int(i) + 1, height, np.round(keys_a, 3), cycle_m=0.8 * height,
+                             phase0=float(rng.uniform(0, 2 * math.pi))))
     people.sort(key=lambda p: p.pid)
     return people
 
@@ -398,7 +425,7 @@ def _ground_texture(rng: np.random.Generator, x_range: tuple[float, float], y_ra
     grout = (X - ix < 0.03) | (Y / 0.75 - iy < 0.04)
     out[grout] *= 0.72
     # bricks beyond the walkway: 0.2 m x 0.1 m, staggered rows
-    brick_zone = Y > _WALK_Y[1] + 0.6
+    brick_zone = Y > WALK_Y[1] + 0.6
     by = np.floor(Y / 0.1).astype(np.int64)
     bx = np.floor(X / 0.2 + 0.5 * (by % 2)).astype(np.int64)
     btone = rng.normal(0, 12, 4096).astype(np.float32)[(bx * 31 + by * 7907) % 4096]
@@ -407,10 +434,10 @@ def _ground_texture(rng: np.random.Generator, x_range: tuple[float, float], y_ra
     brick[bgrout] = (120, 125, 130)
     out[brick_zone] = brick[brick_zone]
     # grass and kerb near the cameras
-    grass_zone = Y < _WALK_Y[0] - 0.8
+    grass_zone = Y < WALK_Y[0] - 0.8
     grass = np.array([60, 120, 70], np.float32) + _smooth_noise(rng, X.shape, 6, 10)[..., None]
     out[grass_zone] = grass[grass_zone]
-    kerb = (Y >= _WALK_Y[0] - 0.8) & (Y < _WALK_Y[0] - 0.55)
+    kerb = (Y >= WALK_Y[0] - 0.8) & (Y < WALK_Y[0] - 0.55)
     out[kerb] = (185, 188, 190)
     out += _smooth_noise(rng, X.shape, 10, 5)[..., None]
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -422,8 +449,8 @@ def _wall_texture(rng: np.random.Generator, x_range: tuple[float, float], doors:
     wx = int((x_range[1] - x_range[0]) * _PPM)
     hz = int(_WALL_H * _PPM)
     out = np.zeros((hz, wx, 3), np.uint8)
-    px = lambda x: int(round((x - x_range[0]) * _PPM))  # noqa: E731
-    pz = lambda z: int(round((_WALL_H - z) * _PPM))  # noqa: E731
+    px = lambda x: int(round((x - x_range[0]) * _PPM))
+    pz = lambda z: int(round((_WALL_H - z) * _PPM))
     facades = [(190, 200, 210), (90, 100, 160), (150, 150, 150), (200, 225, 235), (110, 130, 120),
                (160, 170, 190)]
     x = x_range[0]
@@ -467,7 +494,7 @@ def _make_props(rng: np.random.Generator, x_range: tuple[float, float], doors: l
     x = x_range[0] + rng.uniform(0, 3)
     while x < x_range[1]:
         if all(abs(x - d) > 3.0 for d in doors):
-            y = float(rng.uniform(_WALK_Y[1] + 1.2, _WALL_Y - 0.6))
+            y = float(rng.uniform(WALK_Y[1] + 1.2, _WALL_Y - 0.6))
             kind = ["bench", "bin", "planter", "lamp", "tree"][int(rng.integers(5))]
             if kind == "bench":
                 props.append(_Prop(kind, x, y, (1.8, 0.5, 0.45), _jitter(rng, (40, 80, 120), 10)))
@@ -483,7 +510,7 @@ def _make_props(rng: np.random.Generator, x_range: tuple[float, float], doors: l
     return props
 
 
-def _draw_prop(img: np.ndarray, cam: _Camera, prop: _Prop) -> None:
+def _draw_prop(img: np.ndarray, cam: Camera, prop: _Prop) -> None:
     """Draw one static object with filled polygons (visible faces far first)."""
     if prop.kind in ("lamp", "tree"):
         r, h, crown = prop.size
@@ -522,7 +549,7 @@ def _draw_prop(img: np.ndarray, cam: _Camera, prop: _Prop) -> None:
                     0, 0, 360, (50, 130, 60), -1, cv2.LINE_AA, _SHIFT)
 
 
-def _render_background(cam: _Camera, ground: np.ndarray, wall: np.ndarray, x_range: tuple[float, float],
+def _render_background(cam: Camera, ground: np.ndarray, wall: np.ndarray, x_range: tuple[float, float],
                        y0: float, props: list[_Prop]) -> np.ndarray:
     """(H, W, 3) uint8 static view: every pixel's ray hits the ground, the building front or the sky;
     the textures are sampled with ``cv2.remap`` and the props drawn on top (they stand beyond the walkway,
@@ -626,7 +653,7 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
     hip_b = 0.065 + max(_THIGH * math.cos(t) + _SHIN * math.cos(s) for t, s in legs)
     sway = (0.012 * math.sin(phase) * (1 - side) if walking else 0.0)
     lean = 0.025 * facing * side if walking else 0.0
-    ub = lambda a, b: (a + sway + lean * (b - hip_b) / 0.5, b)  # noqa: E731 (upper body offset)
+    ub = lambda a, b: (a + sway + lean * (b - hip_b) / 0.5, b)
     sh_b = hip_b + 0.32
     sw = (0.115 - 0.05 * side) * look.build
     hw = (0.085 - 0.03 * side) * look.build
@@ -723,7 +750,7 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
 # ------------------------------------------------------------------------------------------------ render
 
 
-def _validate(cameras: int, people: int, seconds: float, fps: float, width: int, height: int,
+def validate_args(cameras: int, people: int, seconds: float, fps: float, width: int, height: int,
               overlap: float) -> None:
     if not 2 <= cameras <= 6:
         raise InputError(f"--cameras {cameras}: must be between 2 and 6")
@@ -740,13 +767,13 @@ def _validate(cameras: int, people: int, seconds: float, fps: float, width: int,
         raise InputError(f"--overlap {overlap}: must be between 0 and 0.9")
 
 
-def _overlaps(cams: list[_Camera], x_range: tuple[float, float], doors: list[float]) -> dict[str, list[str]]:
+def camera_overlaps(cams: list[Camera], x_range: tuple[float, float], doors: list[float]) -> dict[str, list[str]]:
     """Which cameras share walkable ground (at least 1 m² where a person's foot point is in both images)."""
     xs = np.arange(x_range[0], x_range[1], 0.25)
-    ys = np.arange(_WALK_Y[0], _WALK_Y[1] + 1e-9, 0.25)
+    ys = np.arange(WALK_Y[0], WALK_Y[1] + 1e-9, 0.25)
     pts = [np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)]
     for d in doors:
-        zy = np.arange(_WALK_Y[1], _WALL_Y, 0.25)
+        zy = np.arange(WALK_Y[1], _WALL_Y, 0.25)
         pts.append(np.stack([np.full_like(zy, d), zy], 1))
     g = np.concatenate(pts)
     g3 = np.c_[g, np.zeros(len(g))]
@@ -761,7 +788,7 @@ def _overlaps(cams: list[_Camera], x_range: tuple[float, float], doors: list[flo
     }
 
 
-def _apply_look(frame: np.ndarray, lut: np.ndarray, look: _Look, noise_pos: np.ndarray, noise_neg: np.ndarray,
+def apply_look(frame: np.ndarray, lut: np.ndarray, look: Look, noise_pos: np.ndarray, noise_neg: np.ndarray,
                 rng: np.random.Generator) -> np.ndarray:
     """Colour balance (LUT), slight blur and sensor noise (a random window of a pre-drawn noise field)."""
     out = cv2.LUT(frame, lut)
@@ -783,25 +810,14 @@ def render_scene(out_dir: str | Path, cameras: int = 3, people: int = 12, second
     atomically. Frames are streamed to the encoders, so memory does not grow with ``seconds``.
     Raises :class:`~tracker.errors.InputError` for out-of-range arguments or an unusable ``out_dir``.
     """
-    _validate(cameras, people, seconds, fps, width, height, overlap)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    try:
-        (out / "gt").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    validate_args(cameras, people, seconds, fps, width, height, overlap)
+    out = prepare_out_dir(out_dir)
     seeds = np.random.SeedSequence(seed).spawn(5)
     r_cam, r_people, r_world, r_noise, r_frames = (np.random.default_rng(s) for s in seeds)
 
-    cams = _make_cameras(r_cam, cameras, overlap, width, height)
-    far_lo = min(c.x_extent(_WALK_Y[1])[0] for c in cams)
-    far_hi = max(c.x_extent(_WALK_Y[1])[1] for c in cams)
-    walk_x = (round(far_lo - 1.5, 3), round(far_hi + 1.5, 3))  # people enter and leave just out of view
-    doors = []
-    for c in cams:
-        a, b = c.x_extent(_WALK_Y[1])
-        doors.append(round(float(r_world.uniform(a + 0.25 * (b - a), b - 0.25 * (b - a))), 3))
+    cams = make_cameras(r_cam, cameras, overlap, width, height)
+    walk_x = walkway_x(cams)
+    doors = place_doors(r_world, cams)
     crowd = _make_people(r_people, people, float(seconds), walk_x, doors)
     tex_x = (walk_x[0] - 8.0, walk_x[1] + 8.0)
     tex_y0 = min(float(c.C[1]) for c in cams) - 1.0
@@ -810,39 +826,95 @@ def render_scene(out_dir: str | Path, cameras: int = 3, people: int = 12, second
     props = _make_props(r_world, walk_x, doors)
     backgrounds = [_render_background(c, ground, wall, tex_x, tex_y0, props) for c in cams]
     del ground, wall
-    noise = []
-    for c in cams:
-        n = np.round(r_noise.normal(0, c.look.noise, (3, height + 16, width + 16, 3)))
-        noise.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
-    luts = [c.look.lut() for c in cams]
-
-    n_frames = max(1, int(round(seconds * fps)))
+    finish = camera_finish(cams, r_noise, r_frames)
     gt: list[list[tuple]] = [[] for _ in cams]
-    from tqdm import tqdm
 
-    with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(open_video(out / f"{c.name}.mp4", width, height, fps, _CRF)) for c in cams]
-        bar = stack.enter_context(tqdm(total=n_frames, desc="track-sim", unit="frame", disable=not progress))
-        for fi in range(n_frames):
-            t = fi / fps
-            states = [(p, p.state(t)) for p in crowd]
-            states = [(p, s) for p, s in states if s is not None]
-            for ci, cam in enumerate(cams):
-                frame = _draw_frame(cam, backgrounds[ci], states, gt[ci], fi + 1)
-                writers[ci].write(_apply_look(frame, luts[ci], cam.look, *noise[ci], r_frames))
-            bar.update(1)
+    def frames(fi: int) -> list[np.ndarray]:
+        states = [(p, p.state(fi / fps)) for p in crowd]
+        states = [(p, s) for p, s in states if s is not None]
+        return [finish(ci, _draw_frame(cam, backgrounds[ci], states, gt[ci], fi + 1)) for ci, cam in enumerate(cams)]
 
-    for cam, rows in zip(cams, gt):
-        rows.sort(key=lambda r: (r[0], r[1]))
-        text = "".join(f"{f},{i},{x},{y},{w},{h},1,1,{v:.4f}\n" for f, i, x, y, w, h, v in rows)
-        atomic_write_text(out / "gt" / f"{cam.name}.txt", text)
-    scene = _scene_dict(cams, crowd, gt, seed, fps, seconds, width, height, overlap, walk_x, doors,
-                        writers[0].codec)
+    codec = write_videos(out, cams, fps, seconds, frames, progress)
+    write_gt(out, cams, gt)
+    scene = _scene_dict(cams, crowd, gt, seed, fps, seconds, width, height, overlap, walk_x, doors, codec)
     atomic_write_json(out / "scene.json", scene)
     return scene
 
 
-def _draw_frame(cam: _Camera, background: np.ndarray, states: list, gt_rows: list, frame_no: int) -> np.ndarray:
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir`` with a ``gt/`` folder in it, created; :class:`InputError` when that is impossible."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    try:
+        (out / "gt").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    return out
+
+
+def walkway_x(cams: list[Camera]) -> tuple[float, float]:
+    """The walkway's ends (metres): 1.5 m beyond the views' far-edge extent, so people enter and leave unseen."""
+    far_lo = min(c.x_extent(WALK_Y[1])[0] for c in cams)
+    far_hi = max(c.x_extent(WALK_Y[1])[1] for c in cams)
+    return round(far_lo - 1.5, 3), round(far_hi + 1.5, 3)
+
+
+def place_doors(rng: np.random.Generator, cams: list[Camera]) -> list[float]:
+    """One building door per camera: its x (metres) in the middle half of the camera's far-edge view."""
+    doors = []
+    for c in cams:
+        a, b = c.x_extent(WALK_Y[1])
+        doors.append(round(float(rng.uniform(a + 0.25 * (b - a), b - 0.25 * (b - a))), 3))
+    return doors
+
+
+def camera_finish(cams: list[Camera], r_noise: np.random.Generator, r_frames: np.random.Generator
+                  ) -> Callable[[int, np.ndarray], np.ndarray]:
+    """``finish(camera index, frame) -> frame`` applying that camera's look (:func:`apply_look`).
+
+    Draws each camera's sensor-noise fields from ``r_noise`` now (three (H + 16, W + 16, 3) fields, as
+    positive and negative uint8 parts) and a window of them per frame from ``r_frames``.
+    """
+    noise = []
+    for c in cams:
+        n = np.round(r_noise.normal(0, c.look.noise, (3, c.height + 16, c.width + 16, 3)))
+        noise.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
+    luts = [c.look.lut() for c in cams]
+
+    def finish(ci: int, frame: np.ndarray) -> np.ndarray:
+        return apply_look(frame, luts[ci], cams[ci].look, *noise[ci], r_frames)
+
+    return finish
+
+
+def write_videos(out: Path, cams: list[Camera], fps: float, seconds: float,
+                 frames: Callable[[int], list[np.ndarray]], progress: bool, desc: str = "track-sim") -> str:
+    """Encode ``<camera>.mp4`` for every camera from ``frames(i)`` (0-based frame ``i``: one (H, W, 3) uint8
+    BGR image per camera, in ``cams`` order), ``round(seconds * fps)`` frames; returns the codec used."""
+    from tqdm import tqdm
+
+    n_frames = max(1, round(seconds * fps))
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(open_video(out / f"{c.name}.mp4", c.width, c.height, fps, _CRF))
+                   for c in cams]
+        bar = stack.enter_context(tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress))
+        for fi in range(n_frames):
+            for writer, image in zip(writers, frames(fi)):
+                writer.write(image)
+            bar.update(1)
+    return writers[0].codec
+
+
+def write_gt(out: Path, cams: list[Camera], gt: list[list[tuple]]) -> None:
+    """Write ``gt/<camera>.txt`` from rows ``(frame, id, x, y, w, h, visibility)``, sorted by frame then id."""
+    for cam, rows in zip(cams, gt):
+        rows.sort(key=lambda r: (r[0], r[1]))
+        text = "".join(f"{f},{i},{x},{y},{w},{h},1,1,{v:.4f}\n" for f, i, x, y, w, h, v in rows)
+        atomic_write_text(out / "gt" / f"{cam.name}.txt", text)
+
+
+def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list, frame_no: int) -> np.ndarray:
     """One camera's frame before its look: shadows, then people far to near; appends the GT rows."""
     H, W = cam.height, cam.width
     frame = background.copy()
@@ -913,71 +985,103 @@ def _draw_frame(cam: _Camera, background: np.ndarray, states: list, gt_rows: lis
     return frame
 
 
-def _scene_dict(cams: list[_Camera], crowd: list[_Person], gt: list[list[tuple]], seed: int, fps: float,
+def _scene_dict(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]], seed: int, fps: float,
                 seconds: float, width: int, height: int, overlap: float, walk_x: tuple[float, float],
                 doors: list[float], codec: str) -> dict:
-    r = lambda a, n=6: np.round(np.asarray(a, np.float64), n).tolist()  # noqa: E731
-    overlaps = _overlaps(cams, walk_x, doors)
-    cameras = []
-    for cam in cams:
-        cameras.append({
-            "name": cam.name, "width": width, "height": height, "fps": fps, "offset": 0.0,
-            "homography": r(cam.H, 9),
-            "projection": r(cam.P, 6),
-            "position": r(cam.C, 4),
-            "overlaps": overlaps[cam.name],
-            "look": cam.look.summary(),
-            "video": f"{cam.name}.mp4",
-            "gt": f"gt/{cam.name}.txt",
-        })
-    seen: dict[int, dict[str, list[int]]] = {p.pid: {} for p in crowd}
-    for cam, rows in zip(cams, gt):
-        for f, pid, *_ in rows:
-            rng_ = seen[pid].setdefault(cam.name, [f, f])
-            rng_[0], rng_[1] = min(rng_[0], f), max(rng_[1], f)
-    people = []
-    for p in crowd:
-        people.append({
-            "id": p.pid,
-            "appearance": p.look.summary(),
-            "dressed_like": p.twin_of,
-            "speed_mps": round(float(p._dist[-1] / max(1e-9, p.keys[-1, 0] - p.keys[0, 0])), 3),
-            "path": r(p.keys, 3),
-            "frames": {name: seen[p.pid][name] for name in sorted(seen[p.pid])},
-        })
+    frames = frame_ranges(cams, crowd, gt)
+    people = [{
+        "id": p.pid,
+        "appearance": p.look.summary(),
+        "dressed_like": p.twin_of,
+        "speed_mps": p.speed_mps(),
+        "path": _round(p.keys, 3),
+        "frames": frames[p.pid],
+    } for p in crowd]
     return {
         "seed": seed, "fps": fps, "seconds": seconds, "width": width, "height": height,
         "overlap": overlap,
         "generator": "tracker.synthetic.render",
         "codec": codec,
-        "units": "metres; path rows are [t seconds, x, y]; frame n is at t = (n - 1) / fps",
-        "ground": {"walkway_x": list(walk_x), "walkway_y": list(_WALK_Y), "building_y": _WALL_Y, "doors_x": doors},
-        "cameras": cameras,
+        "units": UNITS,
+        "ground": {"walkway_x": list(walk_x), "walkway_y": list(WALK_Y), "building_y": _WALL_Y, "doors_x": doors},
+        "cameras": camera_entries(cams, fps, walk_x, doors),
         "people": people,
     }
 
 
+UNITS = "metres; path rows are [t seconds, x, y]; frame n is at t = (n - 1) / fps"
+
+
+def _round(a, n: int = 6) -> list:
+    return np.round(np.asarray(a, np.float64), n).tolist()
+
+
+def camera_entries(cams: list[Camera], fps: float, walk_x: tuple[float, float], doors: list[float]) -> list[dict]:
+    """``scene.json``'s ``cameras``: size, homography, projection, position, overlaps, look, file names."""
+    overlaps = camera_overlaps(cams, walk_x, doors)
+    return [{
+        "name": cam.name, "width": cam.width, "height": cam.height, "fps": fps, "offset": 0.0,
+        "homography": _round(cam.H, 9),
+        "projection": _round(cam.P, 6),
+        "position": _round(cam.C, 4),
+        "overlaps": overlaps[cam.name],
+        "look": cam.look.summary(),
+        "video": f"{cam.name}.mp4",
+        "gt": f"gt/{cam.name}.txt",
+    } for cam in cams]
+
+
+def frame_ranges(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]]) -> dict[int, dict[str, list[int]]]:
+    """``{person id: {camera: [first frame, last frame]}}`` from the gt rows, cameras in name order."""
+    seen: dict[int, dict[str, list[int]]] = {p.pid: {} for p in crowd}
+    for cam, rows in zip(cams, gt):
+        for f, pid, *_ in rows:
+            span = seen[pid].setdefault(cam.name, [f, f])
+            span[0], span[1] = min(span[0], f), max(span[1], f)
+    return {pid: {name: spans[name] for name in sorted(spans)} for pid, spans in seen.items()}
+
+
 @cli_entry("track-sim")
 def main(argv: list[str] | None = None) -> int:
-    """``track-sim``: render a synthetic multi-camera scene with ground truth."""
+    """``track-sim``: render a synthetic multi-camera scene with ground truth (``--crops``: semi-real)."""
     ap = argparse.ArgumentParser(prog="track-sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output folder (videos, gt/, scene.json)")
-    ap.add_argument("--cameras", type=int, default=3, help="number of cameras, 2-6 (default 3)")
-    ap.add_argument("--people", type=int, default=12, help="number of people (default 12)")
-    ap.add_argument("--seconds", type=float, default=30, help="length in seconds (default 30)")
+    ap.add_argument("--cameras", type=int, default=None, help="number of cameras, 2-6 (default 3; 4 with --crops)")
+    ap.add_argument("--people", type=int, default=None, help="number of people (default 12; 14 with --crops)")
+    ap.add_argument("--seconds", type=float, default=None, help="length in seconds (default 30; 40 with --crops)")
     ap.add_argument("--seed", type=int, default=7, help="random seed: the same seed gives the same scene")
     ap.add_argument("--overlap", type=float, default=0.3,
                     help="fraction of a view shared by overlapping camera pairs, 0-0.9 (default 0.3)")
     ap.add_argument("--fps", type=float, default=15, help="frames per second (default 15)")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--crops", metavar="DIR",
+                    help="semi-real scene: real people from this ReID crops folder (Market-1501 or MARS layout)")
+    ap.add_argument("--background", nargs="+", metavar="PATH",
+                    help="with --crops: real background video(s), frame folder(s) or image(s), one per camera "
+                    "in turn (the median of up to 25 frames)")
+    ap.add_argument("--crop-split", default="test", choices=["test", "train", "all"],
+                    help="with --crops: which identities to use (default test: never those a ReID model trains on)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     args = ap.parse_args(argv)
+    if bool(args.crops) != bool(args.background):
+        raise InputError("--crops and --background go together (real people on a real background)")
     start = time.perf_counter()
     fps = int(args.fps) if float(args.fps).is_integer() else args.fps
-    seconds = int(args.seconds) if float(args.seconds).is_integer() else args.seconds
-    scene = render_scene(args.out, args.cameras, args.people, seconds, args.seed, args.overlap, fps,
-                         args.width, args.height, progress=not args.quiet)
+    real = bool(args.crops)
+    cameras = args.cameras if args.cameras is not None else (4 if real else 3)
+    people = args.people if args.people is not None else (14 if real else 12)
+    seconds = args.seconds if args.seconds is not None else (40 if real else 30)
+    seconds = int(seconds) if float(seconds).is_integer() else seconds
+    if real:
+        from tracker.synthetic.composite import render_composite
+
+        scene = render_composite(args.out, args.crops, args.background, cameras, people, seconds, args.seed,
+                                 args.overlap, fps, args.width, args.height, args.crop_split,
+                                 progress=not args.quiet)
+    else:
+        scene = render_scene(args.out, cameras, people, seconds, args.seed, args.overlap, fps,
+                             args.width, args.height, progress=not args.quiet)
     if not args.quiet:
         size = sum((Path(args.out) / c["video"]).stat().st_size for c in scene["cameras"]) / 1e6
         print(f"track-sim: wrote {len(scene['cameras'])} cameras x {round(seconds * fps)} frames, "
