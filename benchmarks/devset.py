@@ -105,7 +105,7 @@ def build(root: Path, scenes: tuple[Scene, ...]) -> None:
         marker = out / "track-sim-args.json"
         if not (marker.is_file() and json.loads(marker.read_text()) == sc.args(out)):
             start = time.perf_counter()
-            cmd = [sys.executable, "-m", "tracker.synthetic.render", *sc.args(out)]
+            cmd = [sys.executable, "-m", "tracker.synthetic", *sc.args(out)]
             subprocess.run(cmd, check=True, cwd=REPO)
             marker.write_text(json.dumps(sc.args(out)))
             print(f"devset: rendered {sc.name} ({sc.kind}) in {time.perf_counter() - start:.0f} s: "

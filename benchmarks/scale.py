@@ -47,7 +47,7 @@ def scenes(folder: Path, seconds: float, width: int = 640, height: int = 360, fp
                 [
                     sys.executable,
                     "-m",
-                    "tracker.synthetic.render",
+                    "tracker.synthetic",
                     "--out",
                     str(d),
                     "--cameras",

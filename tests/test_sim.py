@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tracker.errors import InputError
-from tracker.synthetic.render import main, render_scene
+from tracker.synthetic.cli import main
+from tracker.synthetic.render import render_scene
 
 W, H, FPS, SECONDS = 320, 180, 10, 3
 

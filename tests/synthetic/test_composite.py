@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import EVAL_DATA
 from tracker.errors import InputError
 from tracker.synthetic.composite import median_background, person_mask, read_reid_folder
-from tracker.synthetic.render import main
+from tracker.synthetic.cli import main
 
 W, H, FPS, SECONDS = 320, 180, 10, 6
 MARS = EVAL_DATA / "reid-mini-mars"

@@ -1,0 +1,5 @@
+"""``python -m tracker.synthetic`` is ``track-sim``."""
+
+from tracker.synthetic.cli import main
+
+main()
