@@ -72,6 +72,7 @@ from tracker.calibration import Calibration
 from tracker.config import AssociateConfig, CameraLink
 from tracker.errors import InputError
 from tracker.geometry import foot_points, to_ground
+from tracker.network import learn_overlaps
 from tracker.types import Tracklet
 
 _BLOCK = 512  # queries per block of the exact search
@@ -186,6 +187,7 @@ class _Tracks:
             rows = row_cam == c
             self.ground[rows] = to_ground(inv, feet[rows])
         self.ground_first, self.ground_last = self.ground[first], self.ground[last]
+        self.feet, self.heights = feet, height
         # times made globally increasing (tracklet k shifted by k * span) for vectorised interpolation
         self._span = float(self.times.max() - self.times.min()) + 1.0 if n else 1.0
         self._key = self.times + np.repeat(np.arange(n) * self._span, lengths)
@@ -215,17 +217,46 @@ class _Tracks:
             e /= norms[:, None]
         return e
 
-    def _ground_at(self, k: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """(P, S, 2) ground position of tracklets ``k`` (P,) at times ``ts`` (P, S), linear in between frames
-        and held at the ends."""
+    def _at(self, values: np.ndarray, k: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """(P, S, ...) per-frame ``values`` of tracklets ``k`` (P,) at times ``ts`` (P, S), linear in between
+        frames and held at the ends."""
         q = ts + (k * self._span)[:, None]
         lo, hi = self.offsets[k][:, None], self.offsets[k + 1][:, None] - 1
         right = np.clip(np.searchsorted(self._key, q), lo, hi)
         left = np.maximum(right - 1, lo)
         kl, kr = self._key[left], self._key[right]
         span = np.where(kr > kl, kr - kl, 1.0)
-        w = np.where(kr > kl, np.clip((q - kl) / span, 0.0, 1.0), 0.0)[..., None]
-        return self.ground[left] * (1 - w) + self.ground[right] * w
+        w = np.where(kr > kl, np.clip((q - kl) / span, 0.0, 1.0), 0.0)
+        w = w.reshape(w.shape + (1,) * (values.ndim - 1))
+        return values[left] * (1 - w) + values[right] * w
+
+    def _ground_at(self, k: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """(P, S, 2) ground position of tracklets ``k`` at times ``ts`` (P, S)."""
+        return self._at(self.ground, k, ts)
+
+    def path(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tracklet ``k``'s times (T,), image foot points (T, 2) and box heights (T,)."""
+        rows = slice(self.offsets[k], self.offsets[k + 1])
+        return self.times[rows], self.feet[rows], self.heights[rows]
+
+    def mapped_distances(self, i: np.ndarray, j: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+        """(P,) median distance, in box heights of ``j``'s camera, between ``j``'s foot point and ``i``'s mapped
+        into ``j``'s image through ``mapping`` (3, 3), at 5 instants over the time both are seen (NaN: never)."""
+        i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+        out = np.full(len(i), np.nan)
+        t0, t1 = np.maximum(self.start[i], self.start[j]), np.minimum(self.end[i], self.end[j])
+        rows = np.flatnonzero(t1 >= t0)
+        for s in range(0, len(rows), 100_000):
+            r = rows[s : s + 100_000]
+            ts = t0[r, None] + (t1 - t0)[r, None] * np.linspace(0.0, 1.0, 5)
+            src = self._at(self.feet, i[r], ts).reshape(-1, 2)
+            q = np.c_[src, np.ones(len(src))] @ mapping.T
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mapped = (q[:, :2] / q[:, 2:]).reshape(len(r), 5, 2)
+            dst, height = self._at(self.feet, j[r], ts), self._at(self.heights, j[r], ts)
+            d = np.linalg.norm(mapped - dst, axis=2) / height
+            out[r] = np.median(np.where(np.isfinite(d), d, np.inf), axis=1)
+        return out
 
     def world_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """(P,) median ground distance (metres) between tracklets ``i[p]`` and ``j[p]`` at 5 instants over the
@@ -281,6 +312,24 @@ class _Topology:
         np.fill_diagonal(overlap, 1)
         self.overlapping = overlap == 1
         self.disjoint = overlap == 0
+        self.decided = overlap != -1  # pairs whose overlap the configuration (or calibration) already says
+        self.mappings: dict[tuple[int, int], np.ndarray] = {}  # learned: (a, b) -> foot-point mapping a -> b
+        self.mapped = np.zeros((c, c), bool)
+        self.unmatched = np.zeros((c, c), bool)  # learned: often seen at once, no mapping found
+        self.network = None
+
+    def learn(self, network, code: dict[str, int]) -> None:
+        """Take what the run's own tracklets say about the camera pairs the configuration leaves open
+        (:func:`tracker.network.learn_overlaps`)."""
+        self.network = network
+        for o in network.overlaps:
+            a, b = code[o.a], code[o.b]
+            self.mappings[(a, b)] = o.mapping
+            self.mappings[(b, a)] = np.linalg.inv(o.mapping)
+            self.mapped[a, b] = self.mapped[b, a] = self.overlapping[a, b] = self.overlapping[b, a] = True
+        for x, y in network.disjoint:
+            a, b = code[x], code[y]
+            self.unmatched[a, b] = self.unmatched[b, a] = True
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -405,7 +454,8 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _spatial_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Same-camera continuations within ``break_gap``, and pairs seen at once by two calibrated cameras."""
+    """Same-camera continuations within ``break_gap``, and pairs seen at once by two cameras whose positions
+    can be compared (both calibrated, or a learned overlap)."""
     out_i, out_j = [], []
     for c in range(len(v.names)):
         idx = np.flatnonzero(v.cam == c)  # sorted by start
@@ -414,12 +464,15 @@ def _spatial_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[n
         a, b = _ranges(lo, hi)
         out_i.append(idx[a])
         out_j.append(idx[b])
-    idx = np.flatnonzero(v.calibrated[v.cam])
+    placed = v.calibrated | topo.mapped.any(axis=1)  # cameras whose positions can be compared with another's
+    idx = np.flatnonzero(placed[v.cam])
     if len(idx) > 1:
         hi = np.searchsorted(v.start[idx], v.end[idx], "right")
         a, b = _ranges(np.arange(len(idx)) + 1, hi)
         a, b = idx[a], idx[b]
-        keep = (v.cam[a] != v.cam[b]) & ~topo.disjoint[v.cam[a], v.cam[b]]
+        ca, cb = v.cam[a], v.cam[b]
+        comparable = (v.calibrated[ca] & v.calibrated[cb]) | topo.mapped[ca, cb]
+        keep = (ca != cb) & ~topo.disjoint[ca, cb] & comparable
         out_i.append(a[keep])
         out_j.append(b[keep])
     i, j = np.concatenate(out_i), np.concatenate(out_j)
@@ -476,6 +529,152 @@ def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tupl
     return max(scale, 1e-6), int(len(pick))  # identical looks everywhere: appearance cannot separate anyone
 
 
+class _AppearanceModel:
+    """How strong this run's appearance evidence is, camera pair by camera pair (``associate.appearance:
+    adaptive``).
+
+    For every camera pair ``(a, b)`` a *null*: the cosine distances of tracklet pairs that are, with few
+    exceptions, different people. Between two cameras these are random pairs of their tracklets seen within
+    ``max_gap`` of each other (the true matches are at most one in ``min(n_a, n_b)`` of the ``n_a * n_b``
+    pairs, so a robust fit hardly notices them); within one camera, the pairs a cannot-link proves different
+    (seen at the same time). A robust normal fit (median ``mu``, scaled MAD ``sigma``) gives each candidate pair
+    its score ``z = (mu - d) / sigma``: how far below a typical different-person distance it lies, in that
+    camera pair's own units (cameras' colour shifts cancel out). The chance that one of the ``k`` tracklets the
+    query could have been matched with in that camera comes this close by chance is ``p = 1 - (1 - q)^k`` with
+    ``q`` the normal tail beyond ``z``; ``k`` counts the tracklets of that camera that timing alone leaves as
+    plausible (:meth:`candidates`): the evidence is ``s = -log10 p``. A weak descriptor (true matches only one
+    or two ``sigma`` below the bulk, among several candidates) thus gives little evidence, a strong one (MGN:
+    many ``sigma``) decides. The appearance term is ``1 - min(s / evidence_full, 1)`` for pairs closer than
+    typical and rises to ``1.5`` for pairs much farther than typical.
+    """
+
+    MIN_NULL = 12  # pairs needed for a camera pair's own null; fewer: the run's pooled null
+    SAMPLE = 4000  # null pairs sampled per camera pair
+
+    def __init__(self, v: _Tracks, topo: _Topology, cfg: AssociateConfig):
+        self.v, self.cfg = v, cfg
+        c = len(v.names)
+        self.mu = np.full((c, c), np.nan)
+        self.sigma = np.full((c, c), np.nan)
+        self.pairs = np.zeros((c, c), np.int64)
+        rows = v.emb_rows
+        self.by_cam = [rows[v.cam[rows] == k] for k in range(c)]  # embedded tracklets of each camera, by start
+        if len(rows) < 2:
+            return
+        e = v.embeddings()
+        where = np.full(len(v.items), -1, np.int64)
+        where[rows] = np.arange(len(rows))
+        rng = np.random.default_rng(0)
+        pooled = []
+        for a in range(c):
+            for b in range(a, c):
+                i, j = self._null_pairs(topo, a, b, rng)
+                if not len(i):
+                    continue
+                d = 1.0 - _row_dots(e, where[i], where[j])
+                pooled.append(d)
+                self.pairs[a, b] = self.pairs[b, a] = len(d)
+                if len(d) >= self.MIN_NULL:
+                    self._set(a, b, d)
+        if pooled:
+            everything = np.concatenate(pooled)
+            mu, sigma = _robust(everything)
+            fill = np.isnan(self.mu)
+            self.mu[fill], self.sigma[fill] = mu, sigma
+
+    def _set(self, a: int, b: int, d: np.ndarray) -> None:
+        mu, sigma = _robust(d)
+        self.mu[a, b] = self.mu[b, a] = mu
+        self.sigma[a, b] = self.sigma[b, a] = sigma
+
+    def _null_pairs(self, topo: _Topology, a: int, b: int, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Up to :data:`SAMPLE` tracklet pairs of cameras ``a`` and ``b`` that are mostly different people."""
+        v, cfg = self.v, self.cfg
+        ia, ib = self.by_cam[a], self.by_cam[b]
+        if not len(ia) or not len(ib):
+            return ia[:0], ib[:0]
+        if a == b:  # within one camera: the pairs seen at the same time (a hard cannot-link)
+            lo = np.arange(1, len(ia) + 1)
+            hi = np.searchsorted(v.start[ia], v.end[ia], "right")
+            x, y = _ranges(lo, hi)
+        else:  # between two cameras: pairs seen within max_gap of each other (almost all different people)
+            longest = float((v.end[ib] - v.start[ib]).max())
+            lo = np.searchsorted(v.start[ib], v.start[ia] - cfg.max_gap - longest, "left")
+            hi = np.searchsorted(v.start[ib], v.end[ia] + cfg.max_gap, "right")
+            if int(np.maximum(hi - lo, 0).sum()) <= 4 * self.SAMPLE:
+                x, y = _ranges(lo, hi)
+            else:  # a long recording: random query tracklets, each with a random partner in its window
+                x = rng.integers(0, len(ia), 4 * self.SAMPLE)
+                width = hi[x] - lo[x]
+                x = x[width > 0]
+                y = lo[x] + (rng.random(len(x)) * width[width > 0]).astype(np.int64)
+            apart = np.maximum(v.start[ia[x]], v.start[ib[y]]) - np.minimum(v.end[ia[x]], v.end[ib[y]])
+            x, y = x[apart <= cfg.max_gap], y[apart <= cfg.max_gap]
+        if len(x) > self.SAMPLE:
+            pick = np.sort(rng.choice(len(x), size=self.SAMPLE, replace=False))
+            x, y = x[pick], y[pick]
+        return ia[x], ib[y]
+
+    def candidates(self, i: np.ndarray, j: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        """(P,) how many tracklets of ``j[p]``'s camera were as plausible a partner of ``i[p]`` by timing alone
+        (at least 1): for a pair seen at the same time, those seen while ``i[p]`` is; for a pair one after the
+        other, those that appear in that camera between ``i[p]``'s end and twice the gap (plus a second)."""
+        v = self.v
+        out = np.ones(len(i), np.int64)
+        at_once = gap <= 0
+        lo = np.where(at_once, v.start[i], v.end[i] - 1.0)
+        hi = np.where(at_once, v.end[i], v.end[i] + 2 * np.maximum(gap, 0) + 1.0)
+        camera = v.cam[j]
+        for c in np.unique(camera):
+            sel = np.flatnonzero(camera == c)
+            rows = self.by_cam[c]
+            if not len(rows):
+                continue
+            starts, ends = v.start[rows], np.maximum.accumulate(v.end[rows])
+            first = np.searchsorted(ends, lo[sel], "left")  # rows that may still be seen at lo
+            last = np.searchsorted(starts, hi[sel], "right")  # rows that start by hi
+            out[sel] = np.maximum(last - first, 1)
+        return out
+
+    def term(self, i: np.ndarray, j: np.ndarray, d: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(appearance term, evidence s) of pairs ``(i, j)`` (``i`` starts first) with cosine distances ``d``
+        (NaN: no embedding) and time gaps ``gap`` (negative: seen together)."""
+        from scipy.special import log_ndtr
+
+        ci, cj = self.v.cam[i], self.v.cam[j]
+        z = (self.mu[ci, cj] - d) / np.maximum(self.sigma[ci, cj], 1e-6)
+        k = self.candidates(i, j, gap)
+        with np.errstate(invalid="ignore", over="ignore"):
+            log_q = log_ndtr(-z)  # log P(a different person is at least this close)
+            p = -np.expm1(k * np.log1p(-np.exp(np.minimum(log_q, -1e-12))))
+            s = np.where(z > 0, -np.log10(np.maximum(p, 1e-300)), 0.0)
+            s = np.where(p < 1e-6, -(np.log10(k) + log_q / np.log(10)), s)  # p ~ k q when tiny
+        full = self.cfg.evidence_full
+        support = np.clip(s / full, 0.0, 1.0)
+        against = np.clip(-z, 0.0, 2.0) / 4.0
+        return 1.0 - support + against, s
+
+    def info(self) -> dict:
+        """What was measured, for run.json: per camera pair the null's median and spread, and its size."""
+        names = self.v.names
+        out = {}
+        for a in range(len(names)):
+            for b in range(a, len(names)):
+                if self.pairs[a, b]:
+                    out[f"{names[a]}|{names[b]}"] = {
+                        "median": round(float(self.mu[a, b]), 4),
+                        "sigma": round(float(self.sigma[a, b]), 4),
+                        "pairs": int(self.pairs[a, b]),
+                    }
+        return out
+
+
+def _robust(d: np.ndarray) -> tuple[float, float]:
+    """Median and 1.4826 x median absolute deviation (the normal sigma) of ``d``; sigma at least 1e-3."""
+    mu = float(np.median(d))
+    return mu, max(1.4826 * float(np.median(np.abs(d - mu))), 1e-3)
+
+
 def _edge_terms(
     v: _Tracks,
     topo: _Topology,
@@ -484,10 +683,13 @@ def _edge_terms(
     j: np.ndarray,
     sim: np.ndarray,
     scale: float,
+    model: _AppearanceModel | None = None,
 ) -> _Edges:
     """Distances of candidate pairs ``(i, j)`` (either order, repeats allowed); ``sim`` is their cosine
-    similarity where already known, else NaN. The appearance term is divided by ``scale``. Pairs found
-    farther apart on the ground than ``world_gate`` while seen at the same time become cannot-links."""
+    similarity where already known, else NaN (see the module docstring for the terms). With ``model``
+    (``appearance: adaptive``) the evidence terms are summed in units of ``evidence_full``; without, the
+    appearance term is the cosine distance divided by ``scale``. Pairs seen at the same time farther apart than
+    ``world_gate`` on the ground or ``overlap_gate`` box heights in a learned overlap become cannot-links."""
     n = len(v.items)
     key = np.minimum(i, j) * n + np.maximum(i, j)
     order = np.argsort(key, kind="stable")
@@ -505,15 +707,18 @@ def _edge_terms(
         (ci != cj) & (gap <= 0) & v.calibrated[ci] & v.calibrated[cj] & ~topo.disjoint[ci, cj]
     )
     world_m[seen] = v.world_distances(i[seen], j[seen])
-    far = world_m > cfg.world_gate
+    mapped_h = np.full(len(i), np.nan)  # learned overlaps: distance in box heights after mapping i onto j
+    for (a, b), mapping in topo.mappings.items():
+        sel = np.flatnonzero((gap <= 0) & (ci == a) & (cj == b) & np.isnan(world_m))
+        mapped_h[sel] = v.mapped_distances(i[sel], j[sel], mapping)
+    far = (world_m > cfg.world_gate) | (mapped_h > cfg.overlap_gate)
     if far.any():
         far_pairs = (i[far], j[far])
         keep = ~far
-        i, j, ci, cj, gap, sim, world_m = (x[keep] for x in (i, j, ci, cj, gap, sim, world_m))
+        i, j, ci, cj, gap, sim, world_m, mapped_h = (x[keep] for x in (i, j, ci, cj, gap, sim, world_m, mapped_h))
     else:
         far_pairs = (i[:0], j[:0])
     nan = np.full(len(i), np.nan)
-    world = cfg.world_weight * (2 * np.minimum(world_m / cfg.world_gate, 1.0) - 1)
 
     row = np.full(n, -1, np.int64)
     row[v.emb_rows] = np.arange(len(v.emb_rows))
@@ -537,6 +742,8 @@ def _edge_terms(
         transit = np.where(ci != cj, cfg.transit_weight * fraction, np.nan)
     else:
         transit = nan.copy()
+    # seen at the same time by two views the network found no overlap for (none configured)
+    together = np.where(topo.unmatched[ci, cj] & (gap < -cfg.sync_tolerance), cfg.cooccurrence_penalty, np.nan)
 
     # calibrated, one after the other: the straight-line speed needed, allowing 1 m of position error
     apart = np.flatnonzero(gap > 0)  # i ended before j began
@@ -545,7 +752,7 @@ def _edge_terms(
     speed[apart] = np.maximum(metres - 1.0, 0.0) / gap[apart]
     fast[apart] = cfg.speed_weight * np.clip(speed[apart] / cfg.max_speed - 1, 0, 1)
 
-    image, continuity = nan.copy(), nan.copy()
+    image = nan.copy()
     brk = np.flatnonzero((ci == cj) & (gap <= cfg.break_gap))
     if len(brk):
         a, b = i[brk], j[brk]  # same camera and no frame overlap: a ended before b began
@@ -553,20 +760,40 @@ def _edge_terms(
         image[brk] = np.linalg.norm(v.tail[b] - predicted, axis=1) / (
             0.5 * (v.height_end[a] + v.height_start[b])
         )
-        continuity[brk] = cfg.continuity_weight * (2 * np.minimum(image[brk] / cfg.break_radius, 1.0) - 1)
+    # each positional cue in [-1, 1]: 1 where the two agree exactly, -1 at its gate
+    agree_world = 1 - 2 * np.minimum(world_m / cfg.world_gate, 1.0)
+    agree_map = 1 - 2 * np.minimum(mapped_h / cfg.overlap_gate, 1.0)
+    agree_cont = 1 - 2 * np.minimum(image / cfg.break_radius, 1.0)
 
-    total = np.where(np.isnan(app), cfg.missing_appearance, app / scale) + time_term
-    for term in (transit, fast, world, continuity):
-        total += np.nan_to_num(term)
+    penalties = time_term + np.nan_to_num(transit) + np.nan_to_num(fast) + np.nan_to_num(together)
+    if model is not None:  # adaptive: evidence (log10 odds) summed, in units of evidence_full
+        app_term, evidence = model.term(i, j, app, gap)
+        app_ev = np.where(np.isnan(app), 0.0, cfg.evidence_full * (1.0 - app_term))
+        world = cfg.position_evidence * agree_world
+        mapped = cfg.position_evidence * agree_map
+        continuity = cfg.continuity_evidence * agree_cont
+        support = app_ev + np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
+        total = 1.0 - support / cfg.evidence_full + penalties
+    else:  # scaled: distances added
+        evidence = nan.copy()
+        world = cfg.world_weight * agree_world * -1
+        mapped = cfg.world_weight * agree_map * -1
+        continuity = cfg.continuity_weight * agree_cont * -1
+        total = np.where(np.isnan(app), cfg.missing_appearance, app / scale) + penalties
+        total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
     terms = {
         "appearance": app,
+        "appearance_evidence": np.where(np.isnan(app), np.nan, evidence),
         "time_gap": gap,
         "time": time_term,
         "transit_penalty": transit,
+        "cooccurrence_penalty": together,
         "speed": speed,
         "speed_penalty": fast,
         "world_distance": world_m,
         "world": world,
+        "overlap_distance": mapped_h,
+        "overlap": mapped,
         "image_distance": image,
         "continuity": continuity,
     }
@@ -845,14 +1072,18 @@ def associate(
     calibration = calibration or Calibration()
     v = _Tracks([tracklets[i] for i in order], calibration.homographies)
     topo = _Topology(v.names, cfg.links, calibration.overlaps)
+    if cfg.learn_network:
+        known = topo.decided | (v.calibrated[:, None] & v.calibrated[None, :])
+        topo.learn(learn_overlaps(v, v.names, known), {c: k for k, c in enumerate(v.names)})
     together, apart, unknown = _constraint_pairs(v, constraints or Constraints())
 
     qa, wa, sim, method = _appearance_edges(v, topo, cfg)
     qs, ws = _spatial_edges(v, topo, cfg)
     t_search = time.perf_counter()
     scale, scale_pairs = _appearance_scale(v, topo, cfg)
+    model = _AppearanceModel(v, topo, cfg) if cfg.appearance == "adaptive" else None
     edges = _edge_terms(
-        v, topo, cfg, np.r_[qa, qs], np.r_[wa, ws], np.r_[sim, np.full(len(qs), np.nan)], scale
+        v, topo, cfg, np.r_[qa, qs], np.r_[wa, ws], np.r_[sim, np.full(len(qs), np.nan)], scale, model
     )
     t_terms = time.perf_counter()
     components = _components(edges, n, cfg.threshold, together)
@@ -909,6 +1140,8 @@ def associate(
         "constraints_unknown": unknown,
         "constraints_same_refused": unjoinable,
         "identities": len(first),
+        "network": topo.network.to_dict() if topo.network is not None else None,
+        "appearance_null": model.info() if model is not None else None,
         "search_s": round(t_search - t0, 3),
         "terms_s": round(t_terms - t_search, 3),
         "cluster_s": round(time.perf_counter() - t_terms, 3),

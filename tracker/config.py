@@ -36,6 +36,7 @@ VARIANTS = ("fastreid", "fastreid-v1", "paper")  # MGN layouts (see tracker.reid
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 INTERPOLATIONS = ("bicubic", "bilinear")
 EXECUTORS = ("local", "ray")
+APPEARANCE_MODES = ("adaptive", "scaled")
 FASTREID_MGN_URL = "https://github.com/JDAI-CV/fast-reid/releases/download/v0.1.1/market_mgn_R50-ibn.pth"
 
 
@@ -295,7 +296,14 @@ class AssociateConfig(_Checked):
     break_gap: float = 2.0  # seconds: a track starting this soon after another ended may continue it
     break_radius: float = 2.0  # box heights between the predicted and the actual position of a continuation
     continuity_weight: float = 0.2  # same-camera continuation: -continuity_weight .. +continuity_weight
-    appearance_scale: float | None = None  # cosine distance counted as 1; None: measured on cannot-link pairs
+    appearance: str = "adaptive"  # adaptive: evidence by the run's own appearance statistics; scaled: d / scale
+    evidence_full: float = 3.0  # adaptive: evidence (log10 odds) that alone makes a distance 0
+    position_evidence: float = 2.0  # adaptive: evidence of two views agreeing on where someone stands
+    continuity_evidence: float = 2.5  # adaptive: evidence of a track resuming where it was heading
+    learn_network: bool = True  # learn which views overlap (and their mapping) from the run itself
+    overlap_gate: float = 1.0  # box heights: seen at once in a learned overlap farther apart: a cannot-link
+    cooccurrence_penalty: float = 0.3  # seen at once by two views the network found no overlap for
+    appearance_scale: float | None = None  # scaled: cosine distance counted as 1; None: median of cannot-links
     missing_appearance: float = 0.7  # appearance term assumed when a tracklet has no embedding
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
@@ -303,7 +311,7 @@ class AssociateConfig(_Checked):
     links: tuple[CameraLink, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name in ("threshold", "world_gate", "break_radius", "max_speed"):
+        for name in ("threshold", "world_gate", "break_radius", "max_speed", "evidence_full", "overlap_gate"):
             self._number(name, 0, lo_open=True)
         self._number("max_gap", 0, lo_open=True, inf_ok=True)
         for name in (
@@ -317,6 +325,7 @@ class AssociateConfig(_Checked):
             "missing_appearance",
         ):
             self._number(name, 0)
+        self._choice("appearance", APPEARANCE_MODES)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)
         for name in ("knn", "search_dim", "exact_search_max"):

@@ -1,0 +1,240 @@
+"""The camera network, learned from the run's own tracklets: which views overlap, and how.
+
+Two cameras whose views overlap see one person at the same time, and the person's foot point in one image maps
+onto their foot point in the other through one ground-plane homography (image A -> ground -> image B). So the
+tracklet pairs that two cameras see at the same time hold the answer without any calibration: the right pairs
+agree on one mapping over all their shared instants, the wrong ones do not. :func:`learn_overlaps` finds that
+mapping by RANSAC over pairs of co-occurring tracklets (two tracklet pairs give four or more point
+correspondences, a hypothesis; every co-occurring pair then votes with how well its synchronised foot points
+fit), refines it on the inliers and keeps it when enough distinct people support it one to one, each of them
+also predicted by the mapping fitted to the others alone (so a chance fit of a few short trajectories, which has
+eight degrees of freedom to spare, is not taken for an overlap). Camera pairs
+that see many tracklets at the same time without any such mapping are recorded as probably not overlapping:
+seeing one person in both at once then costs a penalty (not a cannot-link: a mapping can be missed when few
+people cross a small shared area, or when the per-camera tracks there are poor).
+
+Foot points are in pixels of each camera's own image; a mapping's error is measured in box heights of the
+target camera, so the tolerance is the same for near and far people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLES = 9  # synchronised instants per co-occurring tracklet pair
+MIN_SHARED = 0.8  # seconds two tracklets must be seen together to take part
+TOLERANCE = 0.6  # median mapping error (box heights of the target camera) of an inlier pair
+MIN_SUPPORT = 4  # distinct inlier pairs (one to one), each predicted by the others' mapping
+MAX_ERROR = 0.3  # median error (box heights) of an accepted overlap's inliers
+MIN_EVIDENCE = 30.0  # seconds of co-occurrence after which a camera pair without a mapping counts as disjoint
+MAX_PAIRS = 400  # co-occurring pairs per camera pair considered (the longest shared)
+ITERATIONS = 600
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Two cameras that see the same ground: ``mapping`` (3, 3) takes foot points (pixels, ``x, y, 1``) of
+    camera ``a`` to camera ``b``; ``support``: the inlier tracklet pairs (one to one); ``error``: their median
+    error in box heights."""
+
+    a: str
+    b: str
+    mapping: np.ndarray
+    support: int
+    error: float
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "mapping": np.round(self.mapping, 6).tolist(), "support": self.support,
+                "error": round(self.error, 3)}
+
+
+@dataclass
+class Network:
+    """What was learned: ``overlaps`` (with their mappings), ``disjoint`` camera pairs (seen at the same time
+    often, no mapping found: probably never the same person at once), and per camera pair how many seconds of
+    co-occurring tracklet pairs there were to learn from."""
+
+    overlaps: list[Overlap] = field(default_factory=list)
+    disjoint: list[tuple[str, str]] = field(default_factory=list)
+    cooccurrence: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def mapping(self, a: str, b: str) -> np.ndarray | None:
+        """The foot-point mapping from camera ``a`` to ``b`` (inverted when learned the other way), or None."""
+        for o in self.overlaps:
+            if (o.a, o.b) == (a, b):
+                return o.mapping
+            if (o.a, o.b) == (b, a):
+                return np.linalg.inv(o.mapping)
+        return None
+
+    def to_dict(self) -> dict:
+        """For run.json and the results store."""
+        return {
+            "overlaps": [o.to_dict() for o in self.overlaps],
+            "disjoint": [list(p) for p in self.disjoint],
+            "cooccurrence_s": {f"{a}|{b}": round(s, 1) for (a, b), s in sorted(self.cooccurrence.items())},
+        }
+
+
+def _foot_at(times: np.ndarray, feet: np.ndarray, heights: np.ndarray, at: np.ndarray):
+    """Foot points (len(at), 2) and box heights (len(at),) of one tracklet at times ``at``, linear in between."""
+    x = np.interp(at, times, feet[:, 0])
+    y = np.interp(at, times, feet[:, 1])
+    return np.c_[x, y], np.interp(at, times, heights)
+
+
+def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    q = np.c_[pts, np.ones(len(pts))] @ h.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return q[:, :2] / q[:, 2:]
+
+
+def _fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Least-squares homography (normalised DLT) of >= 4 correspondences; None when degenerate."""
+    import cv2
+
+    if len(src) < 4:
+        return None
+    h, _ = cv2.findHomography(src.astype(np.float64), dst.astype(np.float64), 0)
+    if h is None or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
+        return None
+    return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else None
+
+
+@dataclass
+class _Pair:
+    """A co-occurring tracklet pair of two cameras, sampled at :data:`SAMPLES` shared instants."""
+
+    i: int
+    j: int
+    shared: float
+    src: np.ndarray  # (S, 2) foot points in camera a
+    dst: np.ndarray  # (S, 2) foot points in camera b
+    height: np.ndarray  # (S,) box heights in camera b
+
+
+def _pairs(tracks, a: int, b: int) -> list[_Pair]:
+    """The co-occurring tracklet pairs of cameras ``a`` and ``b`` (longest shared first)."""
+    ia = np.flatnonzero(tracks.cam == a)
+    ib = np.flatnonzero(tracks.cam == b)
+    out = []
+    for i in ia:
+        lo, hi = tracks.start[i], tracks.end[i]
+        for j in ib[(tracks.start[ib] < hi - MIN_SHARED) & (tracks.end[ib] > lo + MIN_SHARED)]:
+            t0, t1 = max(lo, tracks.start[j]), min(hi, tracks.end[j])
+            if t1 - t0 < MIN_SHARED:
+                continue
+            out.append((t1 - t0, int(i), int(j), t0, t1))
+    out.sort(key=lambda r: (-r[0], r[1], r[2]))
+    pairs = []
+    for shared, i, j, t0, t1 in out[:MAX_PAIRS]:
+        at = np.linspace(t0, t1, SAMPLES)
+        src, _ = _foot_at(*tracks.path(i), at)
+        dst, height = _foot_at(*tracks.path(j), at)
+        pairs.append(_Pair(i, j, float(shared), src, dst, np.maximum(height, 1.0)))
+    return pairs
+
+
+def _errors(h: np.ndarray, pairs: list[_Pair]) -> np.ndarray:
+    """(P,) median mapping error of each pair in box heights of camera b."""
+    src = np.concatenate([p.src for p in pairs])
+    dst = np.concatenate([p.dst for p in pairs])
+    height = np.concatenate([p.height for p in pairs])
+    err = np.linalg.norm(_apply(h, src) - dst, axis=1) / height
+    err = np.where(np.isfinite(err), err, np.inf)
+    return np.median(err.reshape(len(pairs), SAMPLES), axis=1)
+
+
+def _one_to_one(pairs: list[_Pair], err: np.ndarray) -> list[int]:
+    """Indices of inlier pairs, best first, keeping each tracklet in at most one pair (at a time)."""
+    used_i: dict[int, list[tuple[float, float]]] = {}
+    used_j: dict[int, list[tuple[float, float]]] = {}
+    keep = []
+    for k in np.argsort(err, kind="stable"):
+        if err[k] > TOLERANCE:
+            break
+        p = pairs[k]
+        if p.i in used_i or p.j in used_j:
+            continue
+        used_i[p.i] = used_j[p.j] = []
+        keep.append(int(k))
+    return keep
+
+
+def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, list[int], float] | None:
+    """RANSAC over tracklet-pair couples: the mapping most distinct pairs agree on, refined on them."""
+    if len(pairs) < 2:
+        return None
+    best: tuple[int, float, np.ndarray] | None = None
+    n = len(pairs)
+    for _ in range(ITERATIONS):
+        x, y = rng.choice(n, 2, replace=False)
+        p, q = pairs[x], pairs[y]
+        if p.i == q.i or p.j == q.j:
+            continue
+        pick = [0, SAMPLES // 2, SAMPLES - 1]
+        src = np.r_[p.src[pick], q.src[pick]]
+        dst = np.r_[p.dst[pick], q.dst[pick]]
+        h = _fit(src, dst)
+        if h is None:
+            continue
+        err = _errors(h, pairs)
+        inliers = _one_to_one(pairs, err)
+        score = sum(pairs[k].shared for k in inliers)
+        if best is None or score > best[1]:
+            best = (len(inliers), score, h)
+    if best is None or best[0] < 2:
+        return None
+    h = best[2]
+    for _ in range(3):  # refine on the inliers' points
+        inliers = _one_to_one(pairs, _errors(h, pairs))
+        if len(inliers) < 2:
+            return None
+        refined = _fit(np.concatenate([pairs[k].src for k in inliers]), np.concatenate([pairs[k].dst for k in inliers]))
+        if refined is None:
+            break
+        h = refined
+    err = _errors(h, pairs)
+    inliers = _one_to_one(pairs, err)
+    confirmed = [k for k in inliers if _held_out_error(pairs, inliers, k) <= TOLERANCE]
+    if len(confirmed) < MIN_SUPPORT or float(np.median(err[confirmed])) > MAX_ERROR:
+        return None
+    return h, confirmed, float(np.median(err[confirmed]))
+
+
+def _held_out_error(pairs: list[_Pair], inliers: list[int], k: int) -> float:
+    """Pair ``k``'s error under the mapping fitted to the other inliers alone: a chance fit (eight degrees of
+    freedom, a few short trajectories) does not predict a pair it was not fitted to; a real overlap does."""
+    others = [m for m in inliers if m != k]
+    if len(others) < 2:
+        return np.inf
+    h = _fit(np.concatenate([pairs[m].src for m in others]), np.concatenate([pairs[m].dst for m in others]))
+    return np.inf if h is None else float(_errors(h, [pairs[k]])[0])
+
+
+def learn_overlaps(tracks, names: list[str], known: np.ndarray) -> Network:
+    """The overlaps and disjoint pairs of the cameras ``names`` (see the module docstring).
+
+    ``tracks``: the association's tracklet arrays (``cam``, ``start``, ``end`` per tracklet and ``path(k)`` ->
+    ``(times, feet, heights)``); ``known``: (C, C) bool, camera pairs whose overlap is already known (from a
+    calibration file or configured links), which are skipped. Deterministic (fixed-seed RANSAC).
+    """
+    rng = np.random.default_rng(0)
+    net = Network()
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            if known[a, b]:
+                continue
+            pairs = _pairs(tracks, a, b)
+            shared = float(sum(p.shared for p in pairs))
+            if shared:
+                net.cooccurrence[(names[a], names[b])] = shared
+            found = _mapping(pairs, rng)
+            if found is not None:
+                h, inliers, error = found
+                net.overlaps.append(Overlap(names[a], names[b], h, len(inliers), error))
+            elif shared >= MIN_EVIDENCE:
+                net.disjoint.append((names[a], names[b]))
+    return net
