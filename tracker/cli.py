@@ -41,6 +41,7 @@ SWITCHES = {  # store_true flags -> (config key, value when given)
     "no_video": ("output.annotated_video", False),
     "force": ("execution.force", True),
     "offline": ("models.offline", True),
+    "strict": ("video.strict", True),
 }
 
 
@@ -131,15 +132,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="recompute every camera, ignoring the stage cache in RUN_DIR/cache",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a camera that gives fewer frames than it announces (truncated video, undecodable frames) is an "
+        "error, not a warning",
+    )
     return p
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
     """``--offsets -1.5,0`` as ``--offsets=-1.5,0``: argparse would take a value starting with '-' for a
-    flag."""
+    flag (``-1e12,0``, ``-inf,0`` and ``-.5,0`` too; only a ``--flag`` after it is one)."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] == "--offsets" and arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "."):
+        if out and out[-1] == "--offsets" and arg[:1] == "-" and arg[1:2] not in ("-", "h", ""):
             out[-1] = f"--offsets={arg}"
         else:
             out.append(arg)
@@ -190,8 +197,10 @@ def track_cameras(argv: list[str] | None = None) -> int:
     if not args.quiet:
         cams = ", ".join(f"{c['name']}: {c['tracklets']} tracklets" for c in meta["cameras"])
         ids = meta.get("num_identities")
+        warned = len(meta.get("warnings") or [])
         print(
             f"wrote {args.out} ({cams}{f'; {ids} identities' if ids is not None else ''}) "
             f"in {meta['timings']['total']:.1f} s"
+            + (f"; {warned} warning(s), listed in run.json" if warned else "")
         )
     return 0
