@@ -326,6 +326,8 @@ class RunDir:
                 target = self.path(rel)
                 if target.is_file():
                     target.unlink()
+                if target.parent != self.root.resolve():
+                    target.parent.rmdir()  # an output folder left empty (videos/ after --no-video)
         for sub in {str(Path(rel).parent) for rel in staged}:
             _fsync_dir(self.root / sub)
         shutil.rmtree(stage.root, ignore_errors=True)
@@ -347,19 +349,23 @@ class RunDir:
         return data
 
     def _owned_files(self, owned: tuple[str, ...], old: dict | None) -> set[str]:
-        """Outputs matching ``owned`` that exist now: the old manifest's, and in a directory that holds a run
-        (a results store or run.json), the files on disk matching them."""
-        found = {k for k in (old or {}).get("files", {}) if isinstance(k, str) and _owned(k, owned)}
-        if old is not None or (self.root / "results.sqlite").is_file() or (self.root / "run.json").is_file():
-            for pattern in owned:
-                folder, _, name = pattern.rpartition("/")
-                base = self.root / folder
-                if base.is_dir() and not base.is_symlink():
-                    found.update(
-                        f"{folder}/{p.name}" if folder else p.name
-                        for p in base.iterdir()
-                        if p.is_file() and fnmatch.fnmatchcase(p.name, name)
-                    )
+        """Outputs matching ``owned`` that exist now: those the old manifest lists; without one (a run written
+        before manifests, or one interrupted mid-commit), in a directory that holds a run (a results store or
+        run.json), the files on disk matching them."""
+        if old is not None:
+            return {k for k in old["files"] if isinstance(k, str) and _owned(k, owned)}
+        found: set[str] = set()
+        if not ((self.root / "results.sqlite").is_file() or (self.root / "run.json").is_file()):
+            return found
+        for pattern in owned:
+            folder, _, name = pattern.rpartition("/")
+            base = self.root / folder
+            if base.is_dir() and not base.is_symlink():
+                found.update(
+                    f"{folder}/{p.name}" if folder else p.name
+                    for p in base.iterdir()
+                    if p.is_file() and fnmatch.fnmatchcase(p.name, name)
+                )
         return found
 
     def incomplete(self, store_run_id: str | None) -> str | None:
