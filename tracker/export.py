@@ -124,6 +124,8 @@ def export_run(run_dir: str | Path) -> list[Path]:
     incomplete (see :func:`check_run`)."""
     run = RunDir(run_dir)
     path = results_path(run_dir)
+    if not path.is_file():
+        raise InputError(f"{path}: no results database (run track-cameras to create it)")
     with run.lock("track-export"):
         run.remove_stale()
         with ResultsStore.open(path) as store:
@@ -131,10 +133,9 @@ def export_run(run_dir: str | Path) -> list[Path]:
             problem = run.incomplete(run_id)
             if problem:
                 raise InputError(problem)
-            stage = run.stage()
-            staged = write_exports(store, stage)
-        names = [p.relative_to(stage.root).as_posix() for p in staged]
-        run.commit(stage, EXPORTS, run_id, manifest=run.manifest() is not None)
+            with run.staging() as stage:
+                names = [p.relative_to(stage.root).as_posix() for p in write_exports(store, stage)]
+                run.commit(stage, EXPORTS, run_id, manifest=run.manifest() is not None)
     return [run.path(n) for n in names]
 
 

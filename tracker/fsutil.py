@@ -170,7 +170,7 @@ class RunDir:
 
     ``path(*parts)`` is the only way to name a file in it (see :func:`inside`). Writers (``track-cameras``,
     ``track-export``, the review UI's re-export) hold :meth:`lock` while they write, remove what an
-    interrupted writer left (:meth:`remove_stale`), write their outputs into :meth:`stage` and
+    interrupted writer left (:meth:`remove_stale`), write their outputs into :meth:`staging` and
     :meth:`commit` them. Readers check :meth:`verify`.
     """
 
@@ -253,16 +253,21 @@ class RunDir:
             removed.append(staging)
         return removed
 
-    def stage(self) -> RunDir:
-        """A new, empty staging folder (``RUN_DIR/.staging``) to write outputs into before :meth:`commit`."""
-        staging = self.root / STAGING
-        if staging.exists() or staging.is_symlink():
-            if staging.is_dir() and not staging.is_symlink():
-                shutil.rmtree(staging)
-            else:
-                staging.unlink()
-        staging.mkdir(parents=True)
-        return RunDir(staging)
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[RunDir]:
+        """A new, empty staging folder (``RUN_DIR/.staging``) to write outputs into and :meth:`commit`;
+        removed when the ``with`` block fails (a killed process leaves it to :meth:`remove_stale`)."""
+        path = self.root / STAGING
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        try:
+            yield RunDir(path)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
 
     # -------------------------------------------------------------------------------------- manifest
 

@@ -285,9 +285,11 @@ def run(
                 "offline": cfg.models.offline,
                 "warnings": warnings.entries,
             }
-            stage = run_dir.stage()
-            write_outputs(stage, meta, results, tracklets, evidence, sources, cfg, progress, timings, started)
-            run_dir.commit(stage, OUTPUTS, meta["run_id"])
+            with run_dir.staging() as stage:
+                write_outputs(
+                    stage, meta, results, tracklets, evidence, sources, cfg, progress, timings, started
+                )
+                run_dir.commit(stage, OUTPUTS, meta["run_id"])
     return meta
 
 

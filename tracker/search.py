@@ -138,7 +138,9 @@ def read_query(path: str | Path) -> np.ndarray:
     if not p.is_file():
         raise InputError(f"{p}: query image not found")
     if p.stat().st_size > MAX_QUERY_BYTES:
-        raise InputError(f"{p}: {p.stat().st_size / 1e6:.0f} MB is too large for a query image")
+        raise InputError(
+            f"{p}: {p.stat().st_size} bytes is more than a query image may have ({MAX_QUERY_BYTES} bytes)"
+        )
     return decode_image_bytes(p.read_bytes(), str(p))
 
 
