@@ -54,8 +54,16 @@ def _floats(text: str) -> tuple[float, ...]:
         ) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (``track-cameras: error: ...``, exit 2), like every other
+    error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="track-cameras",
         description="Detect, track and re-identify people across several cameras; write MOT files, "
         "a results database and annotated videos. `track-cameras export RUN_DIR` re-exports a run.",

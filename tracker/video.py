@@ -27,12 +27,14 @@ import numpy as np
 from tracker.errors import InputError
 from tracker.fsutil import check_name, inside
 
-# FFmpeg's and OpenCV's own log lines ("moov atom not found", "PNG input buffer is incomplete") would
-# precede our one-line error or warning; we report failures ourselves.
+# FFmpeg's and OpenCV's own log lines ("moov atom not found", "Could not find decoder", "PNG input buffer is
+# incomplete") would precede our one-line error or warning; we report failures ourselves (OPENCV_LOG_LEVEL,
+# when set, still decides OpenCV's).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 from tracker.types import CameraInfo, Frame
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 """File suffixes read as images: frames of a folder, crops of a ReID data set."""
