@@ -69,6 +69,43 @@ def test_a_planted_pickle_in_a_received_run_directory_does_not_run(tmp_path):
     assert entry.read_bytes()[:8] != planted[:8]  # a data-only entry again
 
 
+def test_links_planted_in_a_received_run_directory_are_never_written_through(tmp_path):
+    """Links in a run directory, to files outside it and inside it, where a run writes its probe, lock,
+    outputs and cache entries: the run replaces or removes the links, and every target stays as it was."""
+    from tracker.export import check_run
+
+    videos = _scene(tmp_path / "scene")
+    out = tmp_path / "run"
+    args = ["--videos", *map(str, videos), "--out", str(out), *FAST, "--no-video"]
+    with pytest.raises(SystemExit) as exc:
+        track_cameras(args)
+    assert exc.value.code == 0
+    victims = {name: tmp_path / f"victim-{name}.txt" for name in ("probe", "cam1", "cam2", "cache")}
+    for v in victims.values():
+        v.write_text("precious")
+    (entry,) = (out / "cache").glob("cam1-*.safetensors")
+    planted = {
+        out / ".write-test": victims["probe"],
+        out / ".lock": out / "results.sqlite",
+        out / "mot" / "cam1.txt": victims["cam1"],  # rewritten by the next run
+        out / "mot" / "cam2.txt": victims["cam2"],  # superseded: the next run has no cam2
+        entry: victims["cache"],
+    }
+    for link, target in planted.items():
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    store = (out / "results.sqlite").read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        track_cameras(["--videos", str(videos[0]), "--out", str(out), *FAST, "--no-video"])
+    assert exc.value.code == 0
+    assert all(v.read_text() == "precious" for v in victims.values())
+    assert not any(p.is_symlink() for p in out.rglob("*")), [p for p in out.rglob("*") if p.is_symlink()]
+    assert (out / "results.sqlite").read_bytes() != store and check_run(out) == []  # the new run's store
+    assert not (out / "mot" / "cam2.txt").exists() and (out / "mot" / "cam1.txt").read_text() != "precious"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["execution"]["cached"] == [] and [w["kind"] for w in meta["warnings"]] == ["cache"]
+
+
 def _tree(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``root`` but those under ``skip``: relative path -> (size, mtime_ns)."""
     out = {}

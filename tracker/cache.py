@@ -43,7 +43,7 @@ import numpy as np
 from tracker._version import __version__
 from tracker.camera import CameraResult, PieceResult
 from tracker.chunking import Chunk, ChunkTracks
-from tracker.fsutil import atomic_path
+from tracker.fsutil import atomic_path, entry
 from tracker.types import CameraInfo, Crop, Tracklet
 
 log = logging.getLogger(__name__)
@@ -200,13 +200,14 @@ class StageCache:
     (a ``PieceResult``)."""
 
     def __init__(self, run_dir: str | Path):
-        self.dir = Path(run_dir) / "cache"
+        self.run_dir = Path(run_dir)
+        self.dir = self.run_dir / "cache"
 
     def camera_path(self, camera: str, key: str) -> Path:
-        return self.dir / f"{_safe(camera)}-{key}{SUFFIX}"
+        return entry(self.run_dir, "cache", f"{_safe(camera)}-{key}{SUFFIX}")
 
     def chunk_path(self, camera: str, key: str, start: int) -> Path:
-        return self.dir / "chunks" / f"{_safe(camera)}-{key}-{start}{SUFFIX}"
+        return entry(self.run_dir, "cache", "chunks", f"{_safe(camera)}-{key}-{start}{SUFFIX}")
 
     @staticmethod
     def load(path: Path) -> CameraResult | PieceResult | None:
@@ -215,6 +216,8 @@ class StageCache:
         if not path.is_file():
             return None
         try:
+            if path.is_symlink():  # an entry is a file the run wrote, never a link to something else
+                raise DamagedEntry("a symbolic link")
             return decode_entry(path.read_bytes(), path.name)
         except (DamagedEntry, OSError) as exc:
             log.warning("cache: %s is not usable (%s); recomputing it", path, exc)

@@ -4,7 +4,9 @@ one way anything is written into a run.
 * Names: :func:`check_name` admits a camera name as a file name once, wherever it came from (``--names``, a
   config file, a file stem, a results store read back).
 * Paths: :func:`inside` joins parts onto a root and refuses anything that would leave it (``..``, an
-  absolute part, a symlink pointing out), so no name or store value can point a write elsewhere.
+  absolute part, a symlink pointing out), so no name or store value can point a read or write elsewhere;
+  :func:`entry` (what writers use) does not follow the last name either, so a planted link is replaced,
+  never written through.
 * Atomic writes: :func:`atomic_path` writes a hidden ``.<name>.<random>.part`` file beside the target and
   renames it, so an interrupted write leaves the previous file or none, never half of one.
 * The run directory: one writer at a time (:meth:`RunDir.lock`, an ``flock`` that dies with its process),
@@ -45,7 +47,7 @@ LOCK = ".lock"
 STAGING = ".staging"
 # What atomic_path leaves when its process is killed: ``.<name>.<8 random characters>.part[<suffix>]``.
 PART = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part(\.[^./]*)?$")
-PROBE = ".write-test"
+PROBE = ".write-test"  # prefix of the probe file that checks a run directory is writable
 # Folders of a run directory that hold outputs or cache entries (stale partial files are looked for there).
 RUN_FOLDERS = ("", "cache", "cache/chunks", "mot", "videos")
 MUTABLE = frozenset({"results.sqlite"})  # changed in place by corrections: listed, not hashed
@@ -76,6 +78,16 @@ def inside(root: str | Path, *parts: str, what: str = "the run directory") -> Pa
     if path != base and not path.is_relative_to(base):
         raise InputError(f"{'/'.join(parts)}: outside {what} {base}")
     return path
+
+
+def entry(root: str | Path, *parts: str) -> Path:
+    """The path to write or remove ``root / parts``: its folder resolved and checked by :func:`inside`, its
+    own name not followed, so writing replaces (and removing removes) a symlink there instead of the file it
+    points to. InputError when it would leave ``root``."""
+    rel = Path(*parts)
+    if rel.name in ("", ".", "..") or rel.is_absolute():
+        raise InputError(f"{rel}: not a file name in the run directory")
+    return inside(root, *rel.parent.parts) / rel.name
 
 
 @contextlib.contextmanager
@@ -178,8 +190,19 @@ class RunDir:
         self.root = Path(root)
 
     def path(self, *parts: str) -> Path:
-        """``root / parts``, refused (InputError) when it would leave the run directory."""
-        return inside(self.root, *parts)
+        """``root / parts`` to write or remove (see :func:`entry`), refused (InputError) when it would leave
+        the run directory."""
+        return entry(self.root, *parts)
+
+    def check_writable(self) -> None:
+        """Create the run directory if needed and check a file can be created in it; InputError otherwise."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=PROBE + ".", dir=self.root)  # a new name: follows no link
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise InputError(f"{self.root}: cannot write the run there ({exc.strerror or exc})") from None
 
     # ------------------------------------------------------------------------------------------ lock
 
@@ -196,7 +219,11 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(LOCK)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if (
+                path.is_symlink()
+            ):  # planted: a lock file is never a link (nor followed to truncate its target)
+                path.unlink()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -241,7 +268,7 @@ class RunDir:
             if not folder.is_dir() or folder.is_symlink():
                 continue
             for p in folder.iterdir():
-                if (PART.match(p.name) or p.name == PROBE) and (p.is_file() or p.is_symlink()):
+                if (PART.match(p.name) or p.name.startswith(PROBE)) and (p.is_file() or p.is_symlink()):
                     p.unlink(missing_ok=True)
                     removed.append(p)
         staging = self.root / STAGING
@@ -320,16 +347,16 @@ class RunDir:
         if old is not None and old.get("run_id") == run_id:
             keep = {k: v for k, v in old["files"].items() if isinstance(k, str) and not _owned(k, owned)}
         superseded = self._owned_files(owned, old) - set(staged)
+        targets = {rel: self.path(rel) for rel in staged}  # every target checked before anything changes
         (self.root / MANIFEST).unlink(missing_ok=True)
         _fsync_dir(self.root)
-        for rel in staged:
-            target = self.path(rel)
+        for rel, target in targets.items():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage.root / rel, target)
         for rel in sorted(superseded):
             with contextlib.suppress(InputError, OSError):
                 target = self.path(rel)
-                if target.is_file():
+                if target.is_file() or target.is_symlink():
                     target.unlink()
                 if target.parent != self.root.resolve():
                     target.parent.rmdir()  # an output folder left empty (videos/ after --no-video)

@@ -232,8 +232,8 @@ def run(
         if cfg.associate.calibration:
             inputs.append(cfg.associate.calibration)
         check_inputs_apart(out, inputs)
-        _check_writable(out)
         run_dir = RunDir(out)
+        run_dir.check_writable()
         with run_dir.lock("track-cameras"):
             stale = run_dir.remove_stale()
             if stale:
@@ -375,13 +375,3 @@ def _camera_meta(r: CameraResult) -> dict:
     info["cached"] = r.cached
     info["timings"] = {k: round(v, 3) for k, v in r.timings.items()}
     return info
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"{out}: cannot write the run there ({exc.strerror or exc})") from None

@@ -107,29 +107,26 @@ def camera_source(source: str, run_dir: str | Path | None = None):
     """
     path = Path(source).resolve()
     runs = [Path(run_dir)] if run_dir is not None else _served_runs()
-    entry = next((e for r in runs if (e := recorded_sources(r).get(str(path)))), None)
-    if entry is None:
+    entries = [e for r in runs if (e := recorded_sources(r).get(str(path)))]
+    if not entries:
         raise InputError(f"{source}: not a camera source that a run here recorded (with its fingerprint)")
     checked = _CHECKED.get(str(path))
-    if (
-        checked is None
-        or checked[1] != entry["source_fingerprint"]
-        or time.monotonic() - checked[0] > RECHECK_SECONDS
-    ):
+    if checked is None or time.monotonic() - checked[0] > RECHECK_SECONDS:
         from tracker.cache import source_fingerprint
 
         if not (path.is_file() or path.is_dir()):
             raise InputError(f"{source}: no longer there (or not a regular file or folder)")
-        if source_fingerprint(path) != entry["source_fingerprint"]:
-            raise InputError(f"{source}: changed since the run read it (its content differs)")
-        _CHECKED[str(path)] = (time.monotonic(), entry["source_fingerprint"])
+        checked = _CHECKED[str(path)] = (time.monotonic(), source_fingerprint(path))
+    entry = next((e for e in entries if e["source_fingerprint"] == checked[1]), None)
+    if entry is None:
+        raise InputError(f"{source}: changed since the run read it (its content differs)")
     opened = _opened(str(path), check_name(entry["name"], f"{source}: recorded camera name"))
     if (opened.info.width, opened.info.height) != (entry.get("width"), entry.get("height")):
         raise InputError(f"{source}: frames are {opened.info.width}x{opened.info.height}, the run's were not")
     return opened
 
 
-_CHECKED: dict[str, tuple[float, str]] = {}  # source path -> (when verified, fingerprint)
+_CHECKED: dict[str, tuple[float, str]] = {}  # source path -> (when fingerprinted, its fingerprint)
 
 
 def _served_runs() -> list[Path]:
@@ -249,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"track-view: {len(runs)} run(s) under {args.path} at http://{args.address}:{args.port}", flush=True
     )
+    if args.address in WILDCARD_ADDRESSES and not args.allow_host:
+        print(
+            f"track-view: serving on every address, but only to the names {', '.join(LOOPBACK_HOSTS)}; "
+            "add --allow-host NAME for the name (or address) other machines use",
+            flush=True,
+        )
     cmd = streamlit_command(script, args.port, args.address, allowed_hosts(args.address, args.allow_host))
     # Become the Streamlit server (no child left behind when this process is stopped).
     os.execve(cmd[0], cmd, env)
