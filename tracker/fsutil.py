@@ -381,11 +381,14 @@ class RunDir:
         return data
 
     def _owned_files(self, owned: tuple[str, ...], old: dict | None) -> set[str]:
-        """Outputs matching ``owned`` that exist now: those the old manifest lists; without one (a run written
-        before manifests, or one interrupted mid-commit), in a directory that holds a run (a results store or
-        run.json), the files on disk matching them."""
+        """Outputs matching ``owned`` that exist now: those the old manifest lists and the owned plain names
+        (no wildcard: ``metrics.json``, which another command writes after the manifest) on disk; without a
+        manifest (a run written before manifests, or one interrupted mid-commit), in a directory that holds a
+        run (a results store or run.json), every file on disk matching them."""
         if old is not None:
-            return {k for k in old["files"] if isinstance(k, str) and _owned(k, owned)}
+            listed = {k for k in old["files"] if isinstance(k, str) and _owned(k, owned)}
+            plain = {p for p in owned if not any(c in p for c in "*?[") and (self.root / p).is_file()}
+            return listed | plain
         found: set[str] = set()
         if not ((self.root / "results.sqlite").is_file() or (self.root / "run.json").is_file()):
             return found

@@ -180,28 +180,48 @@ class FrameSource:
 
 def image_header(data: bytes | Path, what: str = "image") -> tuple[str, int, int] | None:
     """``(format, width, height)`` from an image's header, without decoding its pixels; None when the bytes
-    (or the file) are not an image of :data:`IMAGE_FORMATS`. InputError naming ``what`` when the header
-    claims more pixels than :data:`MAX_PIXELS` (:func:`check_size`)."""
+    (or the regular file) are not an image of :data:`IMAGE_FORMATS`. InputError naming ``what`` when the
+    header claims more pixels than :data:`MAX_PIXELS` (:func:`check_size`).
+
+    The header is parsed by Pillow's plugins for those formats, called directly: ``PIL.Image.open`` may be
+    replaced by a library (ultralytics patches it to install a HEIF plugin on an unknown file), and its own
+    size check would hide the image's dimensions."""
     import io
-    import re
     import warnings
 
     from PIL import Image
 
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's own bomb warning: the size is checked below
-            with Image.open(source, formats=IMAGE_FORMATS) as im:
-                header = im.format, int(im.width), int(im.height)
-    except Image.DecompressionBombError as exc:  # Pillow refuses to even open it: far over our limit
-        count = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(count.group(1))} pixels" if count else "too many pixels"
-        raise InputError(f"{what}: {size} is {_over_limit()}") from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
-        return None
-    check_size(header[1], header[2], what)
-    return header
+    if not isinstance(data, (bytes, bytearray, memoryview)) and not Path(data).is_file():
+        return None  # not a regular file (a folder, a FIFO, a device): never opened
+    Image.init()
+    with io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else open(data, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in IMAGE_FORMATS:
+            factory, accept = Image.OPEN.get(fmt, (None, None))
+            accepted = accept(prefix) if accept is not None else factory is not None
+            if factory is None or not accepted or isinstance(accepted, str):
+                continue
+            fp.seek(0)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    im = factory(fp, "")
+                header = str(im.format), int(im.width), int(im.height)
+                im.close()
+            except (
+                OSError,
+                ValueError,
+                SyntaxError,
+                EOFError,
+                IndexError,
+                KeyError,
+                TypeError,
+                struct.error,
+            ):
+                return None
+            check_size(header[1], header[2], what)
+            return header
+    return None
 
 
 def _over_limit() -> str:
@@ -228,14 +248,10 @@ def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
 
 def _read_image(path: Path) -> np.ndarray:
     """A frame or crop file as ``uint8 (H, W, 3)`` BGR, sized from its header first; InputError naming the
-    file when it is not a readable image or is too large."""
-    header = image_header(path, str(path))
-    if header is None:
-        raise InputError(f"{path}: not a readable image (JPEG, PNG, BMP, WebP or TIFF expected)")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"{path}: a damaged {header[0]} image (cannot be decoded)")
-    return image
+    file when it is not a readable image or is too large (:func:`decode_image_bytes`)."""
+    if not path.is_file():
+        raise InputError(f"{path}: not a readable image (not a regular file)")
+    return decode_image_bytes(path.read_bytes(), str(path))
 
 
 def _decode_frame(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
