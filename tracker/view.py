@@ -246,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"track-view: {len(runs)} run(s) under {args.path} at http://{args.address}:{args.port}", flush=True
     )
+    for run in runs:  # sizes only here (the app checks contents); one line a run
+        try:
+            problems = check_run(run, hashes=False)
+        except InputError as exc:
+            problems = [str(exc)]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            print(f"track-view: warning: {problems[0]}{more}", flush=True)
     if args.address in WILDCARD_ADDRESSES and not args.allow_host:
         print(
             f"track-view: serving on every address, but only to the names {', '.join(LOOPBACK_HOSTS)}; "

@@ -198,3 +198,29 @@ def test_track_view_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tracker.view, "__file__", str(tmp_path / "site" / "tracker" / "view.py"))
     with pytest.raises(InputError, match="the review app is missing"):
         viewer_script()
+
+
+def test_track_view_warns_of_an_incomplete_run_and_passes_allowed_hosts(tmp_path, capsys, monkeypatch):
+    from tracker.store import write_store
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_store(run / "results.sqlite", meta={"run_id": "r1"}, cameras=[], tracklets=[])  # no manifest
+    started = {}
+
+    def execve(path, cmd, env):
+        started.update(cmd=cmd, env=env)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(tracker.view.os, "execve", execve)
+    with pytest.raises(SystemExit):
+        main([str(run), "--address", "0.0.0.0", "--allow-host", "cams.example.org"])
+    out = capsys.readouterr().out
+    assert f"track-view: warning: {run}: incomplete: no manifest.json" in out
+    assert "add --allow-host NAME" not in out  # given
+    hosts = [started["cmd"][i + 1] for i, a in enumerate(started["cmd"]) if a == "--server.allowedHosts"]
+    assert hosts == ["localhost", "127.0.0.1", "::1", "cams.example.org"]
+    assert started["env"][tracker.view.PATH_ENV] == str(run.resolve())
+    with pytest.raises(SystemExit):
+        main([str(run), "--address", "0.0.0.0"])
+    assert "add --allow-host NAME for the name (or address) other machines use" in capsys.readouterr().out
