@@ -147,7 +147,7 @@ def test_chunked_run_scores_like_the_whole_video(scene, tmp_path):
     assert chunked["execution"]["chunks"] == {"cam1": 3, "cam2": 3}
     frames = [c["frames_processed"] for c in whole["cameras"]]
     assert [c["frames_processed"] for c in chunked["cameras"]] == frames
-    assert not list((tmp_path / "chunked" / "cache" / "chunks").glob("*.pkl"))  # assembled cameras only
+    assert not list((tmp_path / "chunked" / "cache" / "chunks").glob("*.safetensors"))  # assembled cameras
     idf1 = {name: evaluate_run(tmp_path / name, scene / "gt")["ALL"]["IDF1"] for name in ("whole", "chunked")}
     assert idf1["whole"] > 0.4
     assert abs(idf1["chunked"] - idf1["whole"]) <= 0.02, idf1

@@ -91,7 +91,7 @@ def test_rerun_takes_cameras_from_the_cache_and_force_redoes_them(scene, sequent
     assert _outputs(tmp_path) == _outputs(sequential)
     meta = _run(scene, tmp_path, **{"execution.force": True})
     assert [c["cached"] for c in meta["cameras"]] == [False, False]
-    assert len(list((tmp_path / "cache").glob("*.pkl"))) == 2
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
 
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(scene, sequential, tmp_path):
@@ -121,12 +121,12 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(scene, sequential, 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if list((out / "cache").glob("cam1-*.pkl")):
+        if list((out / "cache").glob("cam1-*.safetensors")):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)
     assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before its first camera was cached"
-    assert not list((out / "cache").glob("cam2-*.pkl")) and not (out / "run.json").exists()
+    assert not list((out / "cache").glob("cam2-*.safetensors")) and not (out / "run.json").exists()
 
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
     meta = json.loads((out / "run.json").read_text())

@@ -135,3 +135,111 @@ def test_track_export_cli(run_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert exc.value.code == 2 and err.startswith("track-export: error: ") and msg in err
         assert "\n" not in err
+
+
+# ------------------------------------------------------------------------ writes stay inside, in one step
+
+
+def _committed_run(root: Path, run_id: str = "run-1") -> Path:
+    """A run directory as track-cameras leaves it: store, exports and run.json committed with a manifest."""
+    import json
+
+    from tests.test_store import make_cameras, make_tracklets
+    from tracker.export import write_exports
+    from tracker.fsutil import RunDir
+    from tracker.pipeline import OUTPUTS
+    from tracker.store import write_store
+
+    run = RunDir(root)
+    meta = {"tool": "multicam-tracker", "run_id": run_id}
+    with run.staging() as stage:
+        write_store(
+            stage.path("results.sqlite"), meta=meta, cameras=make_cameras(), tracklets=make_tracklets()
+        )
+        with ResultsStore.open(stage.path("results.sqlite"), readonly=True) as store:
+            write_exports(store, stage)
+        stage.path("run.json").write_text(json.dumps(meta))
+        run.commit(stage, OUTPUTS, run_id)
+    return root
+
+
+def test_store_camera_names_cannot_point_outside(tmp_path, capsys):
+    """A results store from someone else whose camera is named ../../victim/notes truncates nothing."""
+    from tests.test_store import make_cameras, make_tracklets
+    from tracker.errors import InputError
+    from tracker.store import write_store
+
+    victim = tmp_path / "victim" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    run = tmp_path / "a" / "b" / "run"
+    run.mkdir(parents=True)
+    cameras = make_cameras()
+    tracklets = make_tracklets()
+    evil = "../../../victim/notes"
+    cameras[0].name = evil
+    for t in tracklets:
+        t.camera = evil if t.camera == "cam1" else t.camera
+    write_store(run / "results.sqlite", meta={}, cameras=cameras, tracklets=tracklets)
+    with pytest.raises(InputError, match="camera name: '../../../victim/notes' is not a safe camera name"):
+        export_run(run)
+    with pytest.raises(SystemExit) as exc:
+        main([str(run)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "not a safe camera name" in err
+    assert victim.read_text() == "precious"
+    assert sorted(p.name for p in run.iterdir()) == ["results.sqlite"]  # nothing written, no lock left
+
+
+def test_a_symlink_out_of_the_run_directory_is_refused(run_dir, tmp_path):
+    from tracker.errors import InputError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "cam1.txt").write_text("precious")
+    for p in (run_dir / "mot").iterdir():
+        p.unlink()
+    (run_dir / "mot").rmdir()
+    (run_dir / "mot").symlink_to(elsewhere)  # a received run directory may hold links
+    with pytest.raises(InputError, match="outside the run directory"):
+        export_run(run_dir)
+    assert (elsewhere / "cam1.txt").read_text() == "precious" and len(list(elsewhere.iterdir())) == 1
+
+
+def test_export_updates_the_manifest_and_refuses_an_incomplete_run(tmp_path):
+    import json
+
+    from tracker.errors import InputError
+    from tracker.export import check_run
+
+    run = _committed_run(tmp_path / "run")
+    assert check_run(run) == []
+    before = json.loads((run / "manifest.json").read_text())
+    with ResultsStore.open(run / "results.sqlite") as store:
+        store.merge(4, 5)
+    export_run(run)
+    after = json.loads((run / "manifest.json").read_text())
+    assert check_run(run) == [] and after["run_id"] == "run-1"
+    assert after["files"]["mot/cam3.txt"] != before["files"]["mot/cam3.txt"]
+    assert after["files"]["run.json"] == before["files"]["run.json"]  # not an export: kept
+    (run / "manifest.json").unlink()  # what a run killed while committing its outputs leaves
+    problems = check_run(run)
+    assert len(problems) == 1 and "incomplete" in problems[0]
+    with pytest.raises(InputError, match="incomplete: no manifest.json"):
+        export_run(run)
+    other = _committed_run(tmp_path / "other", run_id="run-2")
+    (other / "manifest.json").replace(run / "manifest.json")
+    with pytest.raises(
+        InputError, match="inconsistent: manifest.json is of run run-2, results.sqlite of run run-1"
+    ):
+        export_run(run)
+
+
+def test_export_waits_for_no_writer(run_dir):
+    from tracker.errors import InputError
+    from tracker.fsutil import RunDir
+
+    with RunDir(run_dir).lock("track-cameras"):
+        with pytest.raises(InputError, match="another track-cameras .* is writing this run directory"):
+            export_run(run_dir)
+    export_run(run_dir)

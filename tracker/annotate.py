@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tracker.fsutil import inside
 from tracker.types import Tracklet
 from tracker.video import FrameSource, open_video
 
@@ -71,7 +72,7 @@ def write_annotated_videos(
         if not src.has_images:
             continue
         per_frame = rows.get(src.camera, {})
-        target = Path(out_dir) / f"{src.camera}.mp4"
+        target = inside(out_dir, f"{src.camera}.mp4")
         with open_video(target, src.info.width, src.info.height, src.info.fps / src.stride) as writer:
             for frame in tqdm(
                 src, total=len(src), desc=f"video {src.camera}", unit="frame", disable=not progress

@@ -41,6 +41,7 @@ SWITCHES = {  # store_true flags -> (config key, value when given)
     "no_video": ("output.annotated_video", False),
     "force": ("execution.force", True),
     "offline": ("models.offline", True),
+    "strict": ("video.strict", True),
 }
 
 
@@ -53,8 +54,16 @@ def _floats(text: str) -> tuple[float, ...]:
         ) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (``track-cameras: error: ...``, exit 2), like every other
+    error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="track-cameras",
         description="Detect, track and re-identify people across several cameras; write MOT files, "
         "a results database and annotated videos. `track-cameras export RUN_DIR` re-exports a run.",
@@ -131,15 +140,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="recompute every camera, ignoring the stage cache in RUN_DIR/cache",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a camera that gives fewer frames than it announces (truncated video, undecodable frames) is an "
+        "error, not a warning",
+    )
     return p
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:
     """``--offsets -1.5,0`` as ``--offsets=-1.5,0``: argparse would take a value starting with '-' for a
-    flag."""
+    flag (``-1e12,0``, ``-inf,0`` and ``-.5,0`` too; only a ``--flag`` after it is one)."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] == "--offsets" and arg[:1] == "-" and (arg[1:2].isdigit() or arg[1:2] == "."):
+        if out and out[-1] == "--offsets" and arg[:1] == "-" and arg[1:2] not in ("-", "h", ""):
             out[-1] = f"--offsets={arg}"
         else:
             out.append(arg)
@@ -190,8 +205,10 @@ def track_cameras(argv: list[str] | None = None) -> int:
     if not args.quiet:
         cams = ", ".join(f"{c['name']}: {c['tracklets']} tracklets" for c in meta["cameras"])
         ids = meta.get("num_identities")
+        warned = len(meta.get("warnings") or [])
         print(
             f"wrote {args.out} ({cams}{f'; {ids} identities' if ids is not None else ''}) "
             f"in {meta['timings']['total']:.1f} s"
+            + (f"; {warned} warning(s), listed in run.json" if warned else "")
         )
     return 0

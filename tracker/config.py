@@ -84,15 +84,22 @@ class _Checked:
 @dataclass(frozen=True)
 class VideoConfig(_Checked):
     """How frames are read: every ``stride``-th frame; per-camera ``names`` and ``offsets`` (seconds on the
-    common clock), one per input when given (default: file stems, 0)."""
+    common clock), one per input when given (default: file stems, 0).
+
+    ``strict``: a camera that gives fewer frames than it announces (a truncated video, undecodable frames) is
+    an error instead of a warning (``--strict``).
+    """
 
     SECTION: ClassVar[str] = "video"
     stride: int = 1
     offsets: tuple[float, ...] = ()
     names: tuple[str, ...] = ()
+    strict: bool = False
 
     def __post_init__(self) -> None:
         self._number("stride", 1)
+        if not isinstance(self.strict, bool):
+            self._fail("strict", "true or false")
         if not all(math.isfinite(v) and abs(v) < 1e9 for v in self.offsets):
             self._fail("offsets", "finite seconds (below 1e9 in size)")
         for name in self.names:
@@ -368,6 +375,7 @@ class ExecConfig(_Checked):
         self._choice("executor", EXECUTORS)
         self._number("workers", 0, 4096)
         self._number("chunk_seconds", 0)
+        self._number("chunk_overlap", 0)
         if self.chunk_seconds:
             self._number("chunk_overlap", 0, self.chunk_seconds, lo_open=True, hi_open=True)
         self._number("batch_cameras", 1, 4096)

@@ -11,7 +11,12 @@
   the 1-based camera index in store order, integer pixel boxes, ground-plane metres of the box's foot
   point through the inverse homography, ``-1 -1`` for uncalibrated cameras.
 
-The same runs as ``track-export RUN_DIR`` after corrections made in the review UI.
+The same runs as ``track-export RUN_DIR`` after corrections made in the review UI. Every file is written
+through :class:`tracker.fsutil.RunDir` (camera names read back from the store are checked as file names, and
+no path can leave the run directory), holding the run directory's lock, into a staging folder committed in
+one step with the manifest updated; a run whose results store says it was written by this version but whose
+manifest is missing or of another run (interrupted while its outputs were being replaced) is refused.
+:func:`check_run` says whether a run directory is consistent.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from tracker.errors import InputError, cli_entry
-from tracker.fsutil import atomic_write_text
+from tracker.fsutil import RunDir, atomic_write_text, check_name
 from tracker.geometry import foot_points, to_ground, xywh_to_xyxy
 from tracker.mot import mot_text
 from tracker.store import CAMERA_SEPARATOR, ResultsStore
 
 DB_NAME = "results.sqlite"
+EXPORTS = ("identities.csv", "mtmc.txt", "mot/*.txt")
+"""The files :func:`export_run` writes (patterns relative to the run directory)."""
 
 
 def results_path(run_dir: str | Path) -> Path:
@@ -89,18 +96,61 @@ def mtmc_text(store: ResultsStore) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def export_run(run_dir: str | Path) -> list[Path]:
-    """Write every export of ``RUN_DIR/results.sqlite``; returns the paths written."""
-    run_dir = Path(run_dir)
+def write_exports(store: ResultsStore, out: RunDir) -> list[Path]:
+    """Write every export of ``store`` into ``out`` (a run directory or its staging folder); returns the
+    paths written. Camera names are checked as file names (a store may come from anyone)."""
     written = []
-    with ResultsStore.open(results_path(run_dir)) as store:
-        for cam in store.cameras():
-            path = run_dir / "mot" / f"{cam.name}.txt"
-            atomic_write_text(path, mot_text(store.mot_rows(cam.name)))
-            written.append(path)
-        atomic_write_text(run_dir / "identities.csv", identities_text(store))
-        atomic_write_text(run_dir / "mtmc.txt", mtmc_text(store))
-    return written + [run_dir / "identities.csv", run_dir / "mtmc.txt"]
+    for cam in store.cameras():
+        check_name(cam.name, f"{store.path}: camera name")
+        path = out.path("mot", f"{cam.name}.txt")
+        atomic_write_text(path, mot_text(store.mot_rows(cam.name)))
+        written.append(path)
+    for name, text in (("identities.csv", identities_text(store)), ("mtmc.txt", mtmc_text(store))):
+        atomic_write_text(out.path(name), text)
+        written.append(out.path(name))
+    return written
+
+
+def store_run_id(store: ResultsStore) -> str | None:
+    """The run id the store records (None: written before run ids existed)."""
+    run_id = store.meta().get("run_id")
+    return run_id if isinstance(run_id, str) else None
+
+
+def export_run(run_dir: str | Path) -> list[Path]:
+    """Write every export of ``RUN_DIR/results.sqlite`` in one step; returns the paths written.
+
+    Holds the run directory's lock (InputError while another writer has it); InputError when the run is
+    incomplete (see :func:`check_run`)."""
+    run = RunDir(run_dir)
+    path = results_path(run_dir)
+    if not path.is_file():
+        raise InputError(f"{path}: no results database (run track-cameras to create it)")
+    with run.lock("track-export"):
+        run.remove_stale()
+        with ResultsStore.open(path) as store:
+            run_id = store_run_id(store)
+            problem = run.incomplete(run_id)
+            if problem:
+                raise InputError(problem)
+            with run.staging() as stage:
+                names = [p.relative_to(stage.root).as_posix() for p in write_exports(store, stage)]
+                run.commit(stage, EXPORTS, run_id, manifest=run.manifest() is not None)
+    return [run.path(n) for n in names]
+
+
+def check_run(run_dir: str | Path, hashes: bool = True) -> list[str]:
+    """Why ``RUN_DIR`` is not a consistent run, one line a problem; [] when it is (or predates manifests).
+
+    Incomplete: its results store was written by this version but the manifest is missing or of another run
+    (a run interrupted while its outputs were being replaced). Changed: a file the manifest lists is missing
+    or differs in size (or, with ``hashes``, in content) from what the run wrote."""
+    run = RunDir(run_dir)
+    path = results_path(run_dir)
+    if not path.is_file():
+        return [f"{path}: missing (the run did not finish)"] if run.manifest() is not None else []
+    with ResultsStore.open(path, readonly=True) as store:
+        return run.verify(store_run_id(store), hashes)
 
 
 @cli_entry("track-export")

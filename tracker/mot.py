@@ -14,13 +14,15 @@ import numpy as np
 
 from tracker.errors import InputError
 
+MAX_VALUE = 1e9  # no frame number, id or pixel coordinate is larger (and every value fits float32 and int64)
+
 
 def read_mot(path: Path, min_cols: int) -> np.ndarray:
     """Read a MOT text file (comma- or space-separated) into an (N, C) float64 array, C >= ``min_cols``.
 
     Rows of unequal length (some writers add trailing commas or extra columns) are cut to the shortest. A file
-    that is not one (unreadable, non-numeric, NaN or infinite values, frame numbers that are not whole numbers
-    >= 1, too few columns) raises InputError naming the file.
+    that is not one (unreadable, non-numeric, NaN, infinite or absurdly large values, frame numbers that are
+    not whole numbers >= 1, too few columns) raises InputError naming the file.
     """
     try:
         text = Path(path).read_text()
@@ -37,6 +39,8 @@ def read_mot(path: Path, min_cols: int) -> np.ndarray:
         raise InputError(f"{path}: fewer than {min_cols} columns (not a MOTChallenge file)")
     if not np.isfinite(data).all():
         raise InputError(f"{path}: not a MOTChallenge file (nan or inf values)")
+    if (np.abs(data) > MAX_VALUE).any():
+        raise InputError(f"{path}: not a MOTChallenge file (values beyond +-{MAX_VALUE:g})")
     frames = data[:, 0]
     if (frames < 1).any() or (frames != np.round(frames)).any():
         raise InputError(f"{path}: frame numbers must be whole numbers >= 1")

@@ -22,7 +22,10 @@ import numpy as np
 
 from tracker.config import ModelsConfig, ReidConfig, from_dict
 from tracker.errors import InputError, cli_entry
-from tracker.store import ResultsStore, TrackletInfo, decode_image
+from tracker.store import ResultsStore, TrackletInfo
+from tracker.video import decode_image_bytes
+
+MAX_QUERY_BYTES = 64 << 20  # an encoded query image (a person crop or a photo)
 
 
 @dataclass(frozen=True)
@@ -129,14 +132,16 @@ def _match(info: TrackletInfo, distance: float) -> TrackletMatch:
 
 
 def read_query(path: str | Path) -> np.ndarray:
-    """The query crop as ``uint8 (H, W, 3)`` BGR; InputError when it is missing or not an image."""
+    """The query crop as ``uint8 (H, W, 3)`` BGR; InputError when it is missing, not an image, or larger
+    than an image may be (file size, or pixels read from its header before decoding)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: query image not found")
-    image = decode_image(p.read_bytes())
-    if image is None:
-        raise InputError(f"{p}: not an image (JPEG, PNG, BMP or WebP expected)")
-    return image
+    if p.stat().st_size > MAX_QUERY_BYTES:
+        raise InputError(
+            f"{p}: {p.stat().st_size} bytes is more than a query image may have ({MAX_QUERY_BYTES} bytes)"
+        )
+    return decode_image_bytes(p.read_bytes(), str(p))
 
 
 def search_run(run_dir: str | Path, image: np.ndarray, top: int = 10) -> SearchResult:

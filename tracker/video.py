@@ -1,7 +1,14 @@
-"""Frame sources: a video file, a folder of frames, or a MOTChallenge sequence folder.
+"""Frame sources: a video file, a folder of frames, or a MOTChallenge sequence folder; decoding of images.
 
 Every source streams frames one at a time (memory stays bounded whatever the length), skips frames by
 ``stride`` and stamps each frame with its time on the common clock (``(index - 1) / fps + offset``).
+
+Untrusted pixels are sized before they are decoded: an image's header (read by Pillow, for the formats in
+:data:`IMAGE_FORMATS` only) and a video's stream size must be within :data:`MAX_PIXELS`, so a small file that
+claims an enormous image (a decompression bomb) is refused with one line instead of taking gigabytes. A
+frame folder's images are all checked when it is opened (one format, one size). A frame that cannot be
+decoded while streaming (a truncated video, a damaged image, a frame of another size) ends or skips the
+stream; the pipeline compares the frames read with the count the source announced and says so.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,15 +25,26 @@ import cv2
 import numpy as np
 
 from tracker.errors import InputError
+from tracker.fsutil import check_name, inside
 
-# FFmpeg's own log lines ("moov atom not found") would precede our one-line error; we report failures
-# ourselves.
+# FFmpeg's and OpenCV's own log lines ("moov atom not found", "Could not find decoder", "PNG input buffer is
+# incomplete") would precede our one-line error or warning; we report failures ourselves (OPENCV_LOG_LEVEL,
+# when set, still decides OpenCV's).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 from tracker.types import CameraInfo, Frame
 
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 """File suffixes read as images: frames of a folder, crops of a ReID data set."""
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
+"""Image formats decoded (Pillow's names; a header is parsed by these plugins only)."""
+MAX_PIXELS = 8192 * 8192
+"""Largest image or video frame decoded (67 megapixels: 8K video is 33): about 200 MB as BGR."""
 DEFAULT_FOLDER_FPS = 25.0
+MAX_SEQUENCE_FRAMES = 10_000_000  # seqLength of a MOT sequence folder (about 4 days at 30 fps)
+MAX_VIDEO_FRAMES = 1_000_000_000  # a container's frame count beyond this is taken as unknown
 
 
 @dataclass
@@ -85,12 +104,17 @@ class FrameSource:
             last = (
                 len(self._images or []) if self.stop is None else min(len(self._images or []), self.stop - 1)
             )
+            shape = (self.info.height, self.info.width)
             for i in range(self._first_index(), last + 1, self.stride):
                 path = self._images[i - 1]
-                yield Frame(self.camera, i, self.time_of(i), None if path is None else _read_image(path))
+                image = None if path is None else _decode_frame(path, shape)
+                if path is not None and image is None:
+                    continue  # damaged since it was opened: counted as not read (see the module docstring)
+                yield Frame(self.camera, i, self.time_of(i), image)
 
     def _iter_video(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self._video))
+        shape = (self.info.height, self.info.width)
         try:
             index = self.start - 1
             if index and not cap.set(cv2.CAP_PROP_POS_FRAMES, index):
@@ -108,23 +132,29 @@ class FrameSource:
                 ok, image = cap.read()
                 if not ok:
                     break
+                if image.shape[:2] != shape or image.ndim != 3:
+                    continue  # a frame of another size (a stream that changes resolution): not read
                 yield Frame(self.camera, index, self.time_of(index), image)
         finally:
             cap.release()
 
     def read(self, index: int) -> np.ndarray | None:
-        """Frame ``index`` (1-based) by random access; None when it is out of range or not on disk."""
+        """Frame ``index`` (1-based) by random access; None when it is out of range, not on disk or cannot
+        be decoded at the source's size."""
+        shape = (self.info.height, self.info.width)
         if self._video is not None:
             cap = cv2.VideoCapture(str(self._video))
             try:
+                if not _video_size_ok(cap):
+                    return None
                 cap.set(cv2.CAP_PROP_POS_FRAMES, index - 1)
                 ok, image = cap.read()
             finally:
                 cap.release()
-            return image if ok else None
+            return image if ok and image.shape[:2] == shape else None
         images = self._images or []
         path = images[index - 1] if 1 <= index <= len(images) else None
-        return None if path is None else cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return None if path is None else _decode_frame(path, shape)
 
     def sample_images(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` frames spread evenly over the source (for background models and thumbnails)."""
@@ -148,15 +178,119 @@ class FrameSource:
             cap.release()
 
 
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def image_header(data: bytes | Path, what: str = "image") -> tuple[str, int, int] | None:
+    """``(format, width, height)`` from an image's header, without decoding its pixels; None when the bytes
+    (or the regular file) are not an image of :data:`IMAGE_FORMATS`. InputError naming ``what`` when the
+    header claims more pixels than :data:`MAX_PIXELS` (:func:`check_size`).
+
+    The header is parsed by Pillow's plugins for those formats, called directly: ``PIL.Image.open`` may be
+    replaced by a library (ultralytics patches it to install a HEIF plugin on an unknown file), and its own
+    size check would hide the image's dimensions."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    if not isinstance(data, (bytes, bytearray, memoryview)) and not Path(data).is_file():
+        return None  # not a regular file (a folder, a FIFO, a device): never opened
+    Image.init()
+    with io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else open(data, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in IMAGE_FORMATS:
+            factory, accept = Image.OPEN.get(fmt, (None, None))
+            accepted = accept(prefix) if accept is not None else factory is not None
+            if factory is None or not accepted or isinstance(accepted, str):
+                continue
+            fp.seek(0)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    im = factory(fp, "")
+                header = str(im.format), int(im.width), int(im.height)
+                im.close()
+            except (
+                OSError,
+                ValueError,
+                SyntaxError,
+                EOFError,
+                IndexError,
+                KeyError,
+                TypeError,
+                struct.error,
+            ):
+                return None
+            check_size(header[1], header[2], what)
+            return header
+    return None
+
+
+def _over_limit() -> str:
+    return f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels an image may have (refused before decoding)"
+
+
+def check_size(width: int, height: int, what: str) -> None:
+    """InputError naming ``what`` when a ``width`` x ``height`` image is over :data:`MAX_PIXELS`."""
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{what}: {width}x{height} pixels is {_over_limit()}")
+
+
+def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
+    """``uint8 (H, W, 3)`` BGR image from encoded bytes (JPEG, PNG, BMP, WebP, TIFF), sized from its header
+    first; InputError naming ``what`` when it is not an image or is over :data:`MAX_PIXELS`."""
+    header = image_header(data, what)
+    if header is None:
+        raise InputError(f"{what}: not an image (JPEG, PNG, BMP, WebP or TIFF expected)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise InputError(f"{path}: not a readable image")
+        raise InputError(f"{what}: a damaged {header[0]} image (cannot be decoded)")
     return image
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """A frame or crop file as ``uint8 (H, W, 3)`` BGR, sized from its header first; InputError naming the
+    file when it is not a readable image or is too large (:func:`decode_image_bytes`)."""
+    if not path.is_file():
+        raise InputError(f"{path}: not a readable image (not a regular file)")
+    return decode_image_bytes(path.read_bytes(), str(path))
+
+
+def _decode_frame(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """A folder frame of the source's ``(height, width)``, or None when it cannot be decoded at that size."""
+    try:
+        image = _read_image(path)
+    except (InputError, OSError):
+        return None
+    return image if image.shape[:2] == shape else None
+
+
+def _video_size_ok(cap: cv2.VideoCapture) -> bool:
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    return w * h <= MAX_PIXELS
 
 
 def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_frames(images: list[Path | None], folder: Path) -> tuple[int, int] | None:
+    """``(width, height)`` shared by every image present (None when there is none); InputError naming the
+    first image that is not a readable image, is too large, or differs in size from the first."""
+    first: tuple[Path, int, int] | None = None
+    for path in images:
+        if path is None:
+            continue
+        header = image_header(path, str(path))
+        if header is None:
+            raise InputError(f"{path}: not a readable image (JPEG, PNG, BMP, WebP or TIFF expected)")
+        _, w, h = header
+        if first is None:
+            first = (path, w, h)
+        elif (w, h) != first[1:]:
+            raise InputError(
+                f"{folder}: frames of different sizes ({first[0].name} is {first[1]}x{first[2]}, "
+                f"{path.name} is {w}x{h}); a camera's frames must all have one size"
+            )
+    return None if first is None else first[1:]
 
 
 def _by_frame_number(images: list[Path], length: int) -> list[Path | None]:
@@ -172,9 +306,9 @@ def read_seqinfo(folder: Path) -> dict[str, str]:
     """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``, lower-cased keys."""
     parser = configparser.ConfigParser()
     try:
-        parser.read(folder / "seqinfo.ini")
+        parser.read(folder / "seqinfo.ini", encoding="utf-8")
         return {k.lower(): v for k, v in parser["Sequence"].items()}
-    except (configparser.Error, KeyError):
+    except (configparser.Error, KeyError, UnicodeDecodeError):
         raise InputError(
             f"{folder / 'seqinfo.ini'}: not a MOTChallenge seqinfo.ini ([Sequence] missing)"
         ) from None
@@ -189,10 +323,16 @@ def open_source(
     """
     p = Path(path)
     if stride < 1:
-        raise InputError(f"--frame-stride must be at least 1, got {stride}")
+        raise InputError(f"video.stride (--frame-stride): must be >= 1, got {stride}")
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
-    camera = name or (p.stem if p.is_file() else p.name)
+    if not (p.is_file() or p.is_dir()):
+        raise InputError(f"{p}: not a regular file or folder")
+    if name is None:
+        derived = p.stem if p.is_file() else p.resolve().name
+        camera = check_name(derived, f"{p}: camera name taken from the file name (set one with --names)")
+    else:
+        camera = check_name(name, "camera name")
     if p.is_dir():
         return _open_folder(p, camera, offset, stride)
     return _open_video(p, camera, offset, stride)
@@ -203,11 +343,13 @@ def _open_video(p: Path, camera: str, offset: float, stride: int) -> FrameSource
     try:
         if not cap.isOpened():
             raise InputError(f"{p}: not a readable video")
+        check_size(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), str(p))
         ok, image = cap.read()
         if not ok or image is None:
             raise InputError(f"{p}: the video has no frames")
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        total = int(count) if np.isfinite(count) and 0 < count <= MAX_VIDEO_FRAMES else None
     finally:
         cap.release()
     if not np.isfinite(fps) or fps <= 0 or fps > 1000:
@@ -219,7 +361,7 @@ def _open_video(p: Path, camera: str, offset: float, stride: int) -> FrameSource
 
 def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSource:
     seq = read_seqinfo(p) if (p / "seqinfo.ini").is_file() else None
-    img_dir = p / (seq.get("imdir", "img1") if seq else "")
+    img_dir = inside(p, seq.get("imdir", "img1"), what="the sequence folder") if seq else p
     images = _list_images(img_dir) if img_dir.is_dir() else []
     if seq is None and not images:
         raise InputError(f"{p}: folder has no images and no seqinfo.ini")
@@ -234,10 +376,26 @@ def _open_folder(p: Path, camera: str, offset: float, stride: int) -> FrameSourc
             ) from None
         if length <= 0:
             raise InputError(f"{p / 'seqinfo.ini'}: seqLength is {length}, the sequence has no frames")
+        if length > MAX_SEQUENCE_FRAMES:
+            raise InputError(f"{p / 'seqinfo.ini'}: seqLength {length} is over {MAX_SEQUENCE_FRAMES} frames")
+        if width < 0 or height < 0:
+            raise InputError(f"{p / 'seqinfo.ini'}: imWidth and imHeight must not be negative")
+        check_size(width, height, str(p / "seqinfo.ini"))
+        if not (np.isfinite(fps) and 0 < fps <= 1000):
+            raise InputError(f"{p / 'seqinfo.ini'}: frameRate must be in (0, 1000], got {fps}")
         images = _by_frame_number(images, length)
+        size = _check_frames(images, img_dir)
+        if size is not None and width and height and size != (width, height):
+            raise InputError(
+                f"{p / 'seqinfo.ini'}: says imWidth x imHeight = {width}x{height}, its frames are "
+                f"{size[0]}x{size[1]}"
+            )
+        if size is not None:
+            width, height = size
     else:
         fps, length = DEFAULT_FOLDER_FPS, len(images)
-        height, width = _read_image(images[0]).shape[:2]
+        width, height = _check_frames(images, p)
+        _read_image(images[0])  # the first frame must decode, as a video's must
     info = CameraInfo(camera, str(p), width, height, fps, offset, length)
     return FrameSource(info, stride, _images=images)
 

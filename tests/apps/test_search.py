@@ -85,28 +85,46 @@ def test_track_search_finds_own_identity(run_dir, tmp_path, capsys):
     assert len(data["identities"]) == 5 and len(data["tracklets"]) == 10
 
 
-@pytest.mark.parametrize("case", ["not-image", "missing-query", "no-embedder", "no-run", "top"])
-def test_track_search_bad_input(tmp_path, capsys, case):
+SEARCH_ERRORS = {
+    "not-image": "not an image",
+    "missing-query": "query image not found",
+    "no-embedder": "used no appearance embedder",
+    "no-run": "run directory not found",
+    "top": "must be at least 1",
+    "bomb-18000": "18000x18000 pixels is over the limit of 67 megapixels",
+    "bomb-40000": "40000x40000 pixels is over the limit of 67 megapixels",
+    "bomb-10000": "10000x10000 pixels is over the limit of 67 megapixels",
+    "damaged": "a damaged PNG image",
+    "huge-file": "bytes is more than a query image may have (100 bytes)",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SEARCH_ERRORS))
+def test_track_search_bad_input(tmp_path, capsys, monkeypatch, case):
+    import tracker.search
+    from tests.test_video import png_header
+
     run = write_test_run(tmp_path / "run", with_embedder=case != "no-embedder")
     query = tmp_path / "q.jpg"
     query.write_bytes(b"GIF89a not really")
     if case != "not-image":
         cv2.imwrite(str(query), np.full((40, 20, 3), 128, np.uint8))
+    if case.startswith("bomb-"):  # a small file whose header claims an enormous image
+        side = int(case[5:])
+        query.write_bytes(png_header(side, side))
+    elif case == "damaged":
+        noise = np.random.default_rng(0).integers(0, 255, (40, 20, 3), dtype=np.uint8)
+        data = cv2.imencode(".png", noise)[1].tobytes()
+        query.write_bytes(data[: len(data) // 2])
+    elif case == "huge-file":
+        monkeypatch.setattr(tracker.search, "MAX_QUERY_BYTES", 100)
     args = {
-        "not-image": [str(run), "--query", str(query)],
         "missing-query": [str(run), "--query", str(tmp_path / "none.jpg")],
-        "no-embedder": [str(run), "--query", str(query)],
         "no-run": [str(tmp_path / "nope"), "--query", str(query)],
         "top": [str(run), "--query", str(query), "--top", "0"],
-    }[case]
+    }.get(case, [str(run), "--query", str(query)])
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.startswith("track-search: error: ") and "\n" not in err
-    assert {
-        "not-image": "not an image",
-        "missing-query": "query image not found",
-        "no-embedder": "used no appearance embedder",
-        "no-run": "run directory not found",
-        "top": "must be at least 1",
-    }[case] in err
+    assert SEARCH_ERRORS[case] in err, err

@@ -1,8 +1,10 @@
-"""Images in the store: crops kept as JPEG, and decoding of encoded images."""
+"""Images in the store: crops kept as JPEG, and decoding of encoded images (sized before decoding)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from tracker.errors import InputError
 
 JPEG_QUALITY = 90
 
@@ -20,10 +22,12 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
-    """``uint8 (H, W, 3)`` BGR image from encoded bytes (JPEG, PNG, ...), or None when they are not one."""
-    import cv2
+    """``uint8 (H, W, 3)`` BGR image from encoded bytes (JPEG, PNG, BMP, WebP, TIFF), or None when they are
+    not one, are damaged, or claim more pixels than :data:`tracker.video.MAX_PIXELS` (read from the header,
+    before decoding). :func:`tracker.video.decode_image_bytes` says which, as an InputError."""
+    from tracker.video import decode_image_bytes
 
-    arr = np.frombuffer(data, np.uint8)
-    if arr.size == 0:
+    try:
+        return decode_image_bytes(data, "image")
+    except InputError:
         return None
-    return cv2.imdecode(arr, cv2.IMREAD_COLOR)
