@@ -72,7 +72,8 @@ from tracker.calibration import Calibration
 from tracker.config import AssociateConfig, CameraLink
 from tracker.errors import InputError
 from tracker.geometry import foot_points, to_ground
-from tracker.network import learn_overlaps
+from tracker.network import MIN_LOG_STD, learn_overlaps, learn_transits
+from tracker.network import PRIOR_WEIGHT as _PRIOR_WEIGHT
 from tracker.types import Tracklet
 
 _BLOCK = 512  # queries per block of the exact search
@@ -675,6 +676,97 @@ def _robust(d: np.ndarray) -> tuple[float, float]:
     return mu, max(1.4826 * float(np.median(np.abs(d - mu))), 1e-3)
 
 
+class _Transits:
+    """How people move from view to view (and back into a view), learned from one association pass.
+
+    ``links``: directed camera pairs -> :class:`tracker.network.Transit` (from the identities' successions:
+    consecutive sightings of one identity, one ending before the next begins, at most ``network_window``
+    apart, same-camera continuations within ``break_gap`` excluded). ``training``: those successions as
+    ``(i, j) -> gap``, so that a pair is scored without its own contribution (leave one out) and a wrong join
+    of the previous pass cannot confirm itself.
+    """
+
+    def __init__(self, links: dict, training: dict, successions: list, rate: np.ndarray, names: list[str]):
+        self.links, self.training, self.successions, self.rate, self.names = links, training, successions, rate, names
+
+    @classmethod
+    def learn(cls, v: _Tracks, root: np.ndarray, cfg: AssociateConfig) -> _Transits:
+        order = np.lexsort((np.arange(len(root)), v.start, root))
+        same = root[order][1:] == root[order][:-1]
+        a, b = order[:-1][same], order[1:][same]
+        gap = v.start[b] - v.end[a]
+        keep = (gap > 0) & (gap <= cfg.network_window) & ~((v.cam[a] == v.cam[b]) & (gap <= cfg.break_gap))
+        a, b, gap = a[keep], b[keep], gap[keep]
+        successions = list(zip(v.cam[a].tolist(), v.cam[b].tolist(), gap.tolist()))
+        c = len(v.names)
+        ends = np.bincount(v.cam, minlength=c).astype(float)
+        links = learn_transits(successions, v.cam, v.names, ends)
+        span = np.array([max(float(v.end[v.cam == k].max() - v.start[v.cam == k].min()), 1.0) if ends[k] else 1.0
+                         for k in range(c)])
+        training = {(int(x), int(y)): float(g) for x, y, g in zip(a, b, gap)}
+        return cls(links, training, successions, ends / span, v.names)
+
+    def candidates(self, v: _Tracks, cfg: AssociateConfig, per_camera: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Sequential pairs to score: for each tracklet end, the first ``per_camera`` tracklets that begin after
+        it within ``network_window`` in each camera a link leads to."""
+        out_i, out_j = [], []
+        for (a, b) in self.links:
+            src = np.flatnonzero(v.cam == a)
+            dst = np.flatnonzero(v.cam == b)  # by start (canonical order)
+            if not len(src) or not len(dst):
+                continue
+            first = np.searchsorted(v.start[dst], v.end[src], "right")
+            for k in range(per_camera):
+                at = first + k
+                ok = at < len(dst)
+                x, y = src[ok], dst[at[ok]]
+                ok = (v.start[y] - v.end[x] <= cfg.network_window) & (x != y)
+                out_i.append(x[ok])
+                out_j.append(y[ok])
+        if not out_i:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(out_i), np.concatenate(out_j)
+
+    def evidence(self, v: _Tracks, cfg: AssociateConfig, i: np.ndarray, j: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        """(P,) transit evidence (log10 odds) of pairs ``i`` before ``j``: how much more often the learned
+        movement ``camera(i) -> camera(j)`` puts someone into ``j``'s view that long after ``i`` left than
+        tracklets begin there anyway; NaN for pairs it does not apply to (seen together, continuations, no
+        learned link). In ``[-0.5, transit_evidence_max]``."""
+        out = np.full(len(i), np.nan)
+        ci, cj = v.cam[i], v.cam[j]
+        ok = (gap > 0) & (gap <= cfg.network_window) & ~((ci == cj) & (gap <= cfg.break_gap))
+        for (a, b), link in self.links.items():
+            sel = np.flatnonzero(ok & (ci == a) & (cj == b))
+            if not len(sel):
+                continue
+            lg = np.log(gap[sel])
+            n, mean, var = link.count, link.log_mean, link.log_std**2
+            own = np.array([(int(x), int(y)) in self.training for x, y in zip(i[sel], j[sel])])
+            if own.any():  # leave one out: the model without this pair
+                m = np.full(len(sel), mean)
+                s2 = np.full(len(sel), var)
+                k = n + _PRIOR_WEIGHT
+                m[own] = (mean * k - lg[own]) / (k - 1)
+                s2[own] = np.maximum((var * k - (lg[own] - m[own]) ** 2) / (k - 1), MIN_LOG_STD**2)
+                share = np.where(own, (n - 1) / max(n, 1.0) * link.share, link.share)
+            else:
+                m, s2, share = np.full(len(sel), mean), np.full(len(sel), var), np.full(len(sel), link.share)
+            density = np.exp(-0.5 * (lg - m) ** 2 / s2) / np.sqrt(2 * np.pi * s2) / gap[sel]  # per second
+            with np.errstate(divide="ignore"):
+                e = np.log10(np.maximum(share * density, 1e-12) / max(float(self.rate[b]), 1e-6))
+            out[sel] = np.clip(e, -0.5, cfg.transit_evidence_max)
+        return out
+
+
+def _network_info(topo: _Topology, transits: _Transits | None) -> dict | None:
+    """The learned camera network for run.json: overlaps, probably disjoint pairs, transits."""
+    if topo.network is None:
+        return None
+    out = topo.network.to_dict()
+    out["transits"] = [t.to_dict() for t in (transits.links.values() if transits is not None else [])]
+    return out
+
+
 def _edge_terms(
     v: _Tracks,
     topo: _Topology,
@@ -684,9 +776,11 @@ def _edge_terms(
     sim: np.ndarray,
     scale: float,
     model: _AppearanceModel | None = None,
+    transits: _Transits | None = None,
 ) -> _Edges:
     """Distances of candidate pairs ``(i, j)`` (either order, repeats allowed); ``sim`` is their cosine
-    similarity where already known, else NaN (see the module docstring for the terms). With ``model``
+    similarity where already known, else NaN (see the module docstring for the terms). ``transits``: the
+    learned movements between views, giving sequential pairs their transit evidence. With ``model``
     (``appearance: adaptive``) the evidence terms are summed in units of ``evidence_full``; without, the
     appearance term is the cosine distance divided by ``scale``. Pairs seen at the same time farther apart than
     ``world_gate`` on the ground or ``overlap_gate`` box heights in a learned overlap become cannot-links."""
@@ -772,10 +866,12 @@ def _edge_terms(
         world = cfg.position_evidence * agree_world
         mapped = cfg.position_evidence * agree_map
         continuity = cfg.continuity_evidence * agree_cont
+        succession = transits.evidence(v, cfg, i, j, gap) if transits is not None else nan.copy()
         support = app_ev + np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
+        support += np.nan_to_num(succession)
         total = 1.0 - support / cfg.evidence_full + penalties
     else:  # scaled: distances added
-        evidence = nan.copy()
+        evidence, succession = nan.copy(), nan.copy()
         world = cfg.world_weight * agree_world * -1
         mapped = cfg.world_weight * agree_map * -1
         continuity = cfg.continuity_weight * agree_cont * -1
@@ -796,6 +892,7 @@ def _edge_terms(
         "overlap": mapped,
         "image_distance": image,
         "continuity": continuity,
+        "transit_evidence": succession,
     }
     return _Edges(i, j, total, terms, far_pairs)
 
@@ -1082,13 +1179,30 @@ def associate(
     t_search = time.perf_counter()
     scale, scale_pairs = _appearance_scale(v, topo, cfg)
     model = _AppearanceModel(v, topo, cfg) if cfg.appearance == "adaptive" else None
-    edges = _edge_terms(
-        v, topo, cfg, np.r_[qa, qs], np.r_[wa, ws], np.r_[sim, np.full(len(qs), np.nan)], scale, model
-    )
+    pairs_i, pairs_j = np.r_[qa, qs], np.r_[wa, ws]
+    known_sim = np.r_[sim, np.full(len(qs), np.nan)]
+    edges = _edge_terms(v, topo, cfg, pairs_i, pairs_j, known_sim, scale, model)
     t_terms = time.perf_counter()
-    components = _components(edges, n, cfg.threshold, together)
-    clusters = _Clusters(v, topo, cfg, edges.far, apart)
-    root, merges, refused, unjoinable = _cluster(clusters, edges, components, cfg.threshold, together)
+    transits: _Transits | None = None
+    passes = 0
+    while True:  # associate, learn how people move between the views, associate again while that changes
+        passes += 1
+        components = _components(edges, n, cfg.threshold, together)
+        clusters = _Clusters(v, topo, cfg, edges.far, apart)
+        root, merges, refused, unjoinable = _cluster(clusters, edges, components, cfg.threshold, together)
+        if not cfg.learn_network or model is None or passes >= cfg.network_passes:
+            break
+        learned = _Transits.learn(v, root, cfg)
+        if transits is not None and learned.links.keys() == transits.links.keys() and (
+            learned.training == transits.training
+        ):
+            break
+        transits = learned
+        si, sj = transits.candidates(v, cfg)
+        edges = _edge_terms(
+            v, topo, cfg, np.r_[pairs_i, si], np.r_[pairs_j, sj], np.r_[known_sim, np.full(len(si), np.nan)],
+            scale, model, transits,
+        )
 
     first = {}
     for r in root.tolist():  # canonical order is first-appearance order
@@ -1140,7 +1254,8 @@ def associate(
         "constraints_unknown": unknown,
         "constraints_same_refused": unjoinable,
         "identities": len(first),
-        "network": topo.network.to_dict() if topo.network is not None else None,
+        "network": _network_info(topo, transits),
+        "passes": passes,
         "appearance_null": model.info() if model is not None else None,
         "search_s": round(t_search - t0, 3),
         "terms_s": round(t_terms - t_search, 3),

@@ -307,7 +307,10 @@ class AssociateConfig(_Checked):
     evidence_full: float = 3.0  # adaptive: evidence (log10 odds) that alone makes a distance 0
     position_evidence: float = 2.0  # adaptive: evidence of two views agreeing on where someone stands
     continuity_evidence: float = 2.5  # adaptive: evidence of a track resuming where it was heading
-    learn_network: bool = True  # learn which views overlap (and their mapping) from the run itself
+    learn_network: bool = True  # learn which views overlap (their mapping) and how people move between them
+    network_passes: int = 3  # associate -> learn the movements -> associate again, at most this many passes
+    network_window: float = 60.0  # seconds: successions (one sighting after another) the movements are learned on
+    transit_evidence_max: float = 2.0  # adaptive: most evidence a typical transit time can give
     overlap_gate: float = 1.0  # box heights: seen at once in a learned overlap farther apart: a cannot-link
     cooccurrence_penalty: float = 0.3  # seen at once by two views the network found no overlap for
     appearance_scale: float | None = None  # scaled: cosine distance counted as 1; None: median of cannot-links
@@ -335,8 +338,10 @@ class AssociateConfig(_Checked):
         self._choice("appearance", APPEARANCE_MODES)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)
-        for name in ("knn", "search_dim", "exact_search_max"):
+        for name in ("knn", "search_dim", "exact_search_max", "network_passes"):
             self._number(name, 1)
+        self._number("network_window", 0, lo_open=True)
+        self._number("transit_evidence_max", 0)
 
 
 @dataclass(frozen=True)

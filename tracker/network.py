@@ -238,3 +238,57 @@ def learn_overlaps(tracks, names: list[str], known: np.ndarray) -> Network:
             elif shared >= MIN_EVIDENCE:
                 net.disjoint.append((names[a], names[b]))
     return net
+
+
+@dataclass(frozen=True)
+class Transit:
+    """How people move from camera ``a`` to camera ``b`` (``a == b``: leaving a view and coming back), learned
+    from the successions of a run's identities: ``count`` successions seen, ``share`` the fraction of
+    ``a``'s tracklet ends that continue in ``b`` within the window, and the transit time as a log-normal
+    (``log_mean``, ``log_std`` of seconds)."""
+
+    a: str
+    b: str
+    count: float
+    share: float
+    log_mean: float
+    log_std: float
+
+    def to_dict(self) -> dict:
+        lo, hi = np.exp(self.log_mean - self.log_std), np.exp(self.log_mean + self.log_std)
+        return {"a": self.a, "b": self.b, "count": round(self.count, 1), "share": round(self.share, 3),
+                "median_s": round(float(np.exp(self.log_mean)), 2), "range_s": [round(float(lo), 2), round(float(hi), 2)]}
+
+
+PRIOR_WEIGHT = 2.0  # successions' worth of the pooled transit model in each camera pair's estimate
+MIN_LOG_STD = 0.25
+
+
+def learn_transits(
+    successions: list[tuple[int, int, float]], cam: np.ndarray, names: list[str], ends: np.ndarray
+) -> dict[tuple[int, int], Transit]:
+    """Transit models of every directed camera pair from ``successions`` ``(camera a, camera b, gap s)``.
+
+    ``cam``: camera of every tracklet, ``ends``: how many tracklet ends each camera has (the denominators of
+    the shares). Each pair's log-normal is shrunk towards the pooled one of all successions with
+    :data:`PRIOR_WEIGHT` pseudo-successions, so that a pair seen twice gets a sensible window.
+    """
+    c = len(names)
+    if not successions:
+        return {}
+    logs = np.log(np.array([g for _, _, g in successions]))
+    pooled_mean, pooled_std = float(logs.mean()), max(float(logs.std()), MIN_LOG_STD)
+    out = {}
+    by_pair: dict[tuple[int, int], list[float]] = {}
+    for (a, b, _), lg in zip(successions, logs):
+        by_pair.setdefault((int(a), int(b)), []).append(float(lg))
+    for (a, b), values in by_pair.items():
+        x = np.asarray(values)
+        n = len(x)
+        mean = (x.sum() + PRIOR_WEIGHT * pooled_mean) / (n + PRIOR_WEIGHT)
+        var = (((x - mean) ** 2).sum() + PRIOR_WEIGHT * (pooled_std**2 + (pooled_mean - mean) ** 2)) / (
+            n + PRIOR_WEIGHT
+        )
+        share = n / max(float(ends[a]), 1.0)
+        out[(a, b)] = Transit(names[a], names[b], float(n), min(share, 1.0), float(mean), max(float(np.sqrt(var)), MIN_LOG_STD))
+    return out
