@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's tracker package, not an installed one
 DEFAULT_EVAL_DATA = REPO.parent / "shared" / "eval-data"
 SAMPLE = REPO / "sample_videos"
 MOT17_SEQS = tuple(f"MOT17-{n:02d}-FRCNN" for n in (2, 4, 5, 9, 10, 11, 13))
@@ -103,28 +104,43 @@ class Outcome:
 # ------------------------------------------------------------------------------------------------- inputs
 
 
-def _motion_detections(video: Path) -> dict:
-    """Motion-detector detections of one video, cached by the video's bytes and the MotionConfig."""
+def detector_detections(video: Path, cfg=None) -> dict:
+    """Detections of one video by a detector (default: the offline ``motion`` detector), cached in the model
+    cache under a key of the video's bytes, the DetectConfig and the detector's code (all of
+    ``tracker/detect.py`` for the motion detector; for YOLO the ``YoloDetector`` class and the weights' file
+    names, sizes and times), so that a change to the detector recomputes them. Returns {1-based frame:
+    Detections}."""
     from tracker import env
-    from tracker.config import DetectConfig
-    from tracker.detect import build_detector
+    from tracker.config import DetectConfig, ModelsConfig
+    from tracker.detect import build_detector, read_mot_detections
     from tracker.fsutil import atomic_write_text
-    from tracker.types import Detections
-    from tracker.video import open_source, read_mot_detections
+    from tracker.video import open_source
 
-    cfg = DetectConfig(detector="motion")
-    key = hashlib.sha1(video.read_bytes() + repr(cfg.motion).encode()).hexdigest()[:16]
-    cache = env.cache_dir() / "benchmarks" / f"{video.stem}-motion-{key}.txt"
+    cfg = cfg or DetectConfig(detector="motion", device="cpu")
+    if cfg.detector == "yolo":
+        import inspect
+
+        from tracker.detect import YoloDetector
+
+        weights = Path(cfg.weights)
+        files = sorted(weights.rglob("*")) if weights.is_dir() else [weights]
+        code = inspect.getsource(YoloDetector).encode()
+        code += repr([(f.name, f.stat().st_size, f.stat().st_mtime) for f in files if f.is_file()]).encode()
+    else:
+        code = (REPO / "tracker" / "detect.py").read_bytes()
+    key = hashlib.sha1(video.read_bytes() + repr(cfg).encode() + code).hexdigest()[:16]
+    cache = env.cache_dir() / "benchmarks" / f"{video.stem}-{cfg.detector}-{key}.txt"
     if not cache.is_file():
         source = open_source(video)
-        detector = build_detector(cfg, source.sample_images(25))
+        detector = build_detector(cfg, ModelsConfig(offline=True), source)
         lines = []
-        for frame in source:
-            dets: Detections = detector.detect([frame.image])[0]
-            lines += [
-                f"{frame.index},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.4f}\n"
-                for (x, y, w, h), c in zip(dets.xywh.tolist(), dets.confidence.tolist())
-            ]
+        frames = iter(source)
+        while chunk := [f for _, f in zip(range(cfg.batch), frames)]:
+            for frame, dets in zip(chunk, detector.detect(chunk)):
+                lines += [
+                    f"{frame.index},-1,{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.4f}\n"
+                    for (x, y, w, h), c in zip(dets.xywh.tolist(), dets.confidence.tolist())
+                ]
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, "".join(lines))
     return read_mot_detections(cache)
@@ -140,13 +156,14 @@ def sample_scene() -> list[Sequence]:
         if not gt.is_file():
             continue
         info = open_source(video).info
-        out.append(Sequence(video.stem, _motion_detections(video), int(info.frames_total or 0), info.fps, gt))
+        out.append(Sequence(video.stem, detector_detections(video), int(info.frames_total or 0), info.fps, gt))
     return out
 
 
 def mot17(eval_data: Path) -> list[Sequence]:
     """The 7 MOT17 train sequences, full length, public FRCNN detections."""
-    from tracker.video import open_source, read_mot_detections
+    from tracker.detect import read_mot_detections
+    from tracker.video import open_source
 
     out = []
     for seq in MOT17_SEQS:
@@ -185,7 +202,7 @@ def quantile_scores(by_frame: dict) -> dict:
 def pets(eval_data: Path) -> list[Sequence]:
     """PETS09-S2L1 (795 frames, 480x360) with quantile-normalised public ACF detections, at the avi's 10
     fps."""
-    from tracker.video import read_mot_detections
+    from tracker.detect import read_mot_detections
 
     folder = eval_data / "pets09-s2l1-vtest" / "PETS09-S2L1-480x360"
     dets = quantile_scores(read_mot_detections(folder / "det" / "det.txt"))
@@ -243,9 +260,10 @@ class _Boxes:
 def ultralytics_args(kind: str):
     """Namespace of ultralytics' own tracker YAML (``bytetrack`` or ``botsort``); BOT-SORT: ReID and GMC
     off."""
+    from tracker.config import ModelsConfig
     from tracker.detect import _prepare_ultralytics
 
-    _prepare_ultralytics()
+    _prepare_ultralytics(ModelsConfig(offline=True))
     import ultralytics
     import yaml
 

@@ -167,13 +167,18 @@ class TrackConfig(_Checked):
     """Per-camera tracker (Kalman + Hungarian, two-stage as ByteTrack)."""
 
     SECTION: ClassVar[str] = "track"
-    high_thresh: float = 0.5  # detections at or above this start tracks and match first
+    # auto: the three thresholds below are quantiles of the run's scores when the detector's scores leave
+    # [0, 1], and tracks start from the score at which detections are tracked tracked_rate_new of the time
+    # (never below high_thresh; new_track_thresh until 400 detections are seen); fixed: as set
+    thresholds: str = "auto"
+    tracked_rate_new: float = 0.7
+    high_thresh: float = 0.5  # detections at or above this match first (and may start tracks)
     low_thresh: float = 0.1  # detections below this are dropped
-    new_track_thresh: float = 0.6
+    new_track_thresh: float = 0.6  # unmatched detections at or above this start tracks
     match_iou: float = 0.2  # minimum IoU for the first (high-score) association
-    low_match_iou: float = 0.5  # minimum IoU for the second (low-score) association
+    low_match_iou: float = 0.7  # minimum IoU for the second (low-score) association at 30 fps (scaled by fps)
     min_hits: int = 3  # a track is reported once it has this many matched detections
-    max_age: float = 1.5  # seconds without a match before a track dies
+    max_age: float = 2.5  # seconds without a match before a track dies
     min_length: int = 5  # tracks shorter than this (in frames) are dropped at the end
     interpolate: bool = True  # fill gaps of up to max_age linearly in the finished tracklets
     appearance_weight: float = 0.0  # weight of the appearance cost when embeddings are available
@@ -181,6 +186,8 @@ class TrackConfig(_Checked):
     min_crop_height: int = 24
 
     def __post_init__(self) -> None:
+        self._choice("thresholds", ("auto", "fixed"))
+        self._number("tracked_rate_new", 0, 1)
         for name in ("high_thresh", "low_thresh", "new_track_thresh"):
             self._number(name)  # detector scores need not be in [0, 1] (raw public detections)
         self._number("high_thresh", self.low_thresh)
