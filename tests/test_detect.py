@@ -193,3 +193,100 @@ def test_perspective_model_learns_height_per_row_and_splits_stacked_people():
     assert len(boxes) == 2
     near = max(boxes, key=lambda b: b[3])
     assert near[3] == 300 and abs((near[3] - near[1]) - 100) <= 4
+
+
+def test_background_sample_is_taken_at_a_bounded_size(tmp_path):
+    """sample_images(max_pixels) shrinks every sampled frame (aspect kept); the motion detector samples at
+    its working size."""
+    from tracker.video import open_source
+
+    path = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for i in range(12):
+        writer.write(np.full((480, 640, 3), 20 * i, np.uint8))
+    writer.release()
+    source = open_source(path)
+    full = source.sample_images(4)
+    small = source.sample_images(4, max_pixels=160 * 120)
+    assert len(full) == len(small) == 4 and full[0].shape == (480, 640, 3)
+    assert all(
+        im.shape[0] * im.shape[1] <= 160 * 120 and abs(im.shape[1] / im.shape[0] - 4 / 3) < 0.02
+        for im in small
+    )
+    det = build_detector(
+        DetectConfig(detector="motion", motion=MotionConfig(max_pixels=320 * 240)), OFFLINE, source
+    )
+    assert det._median.shape == (240, 320, 3)  # the median is computed small ...
+    (d,) = det.detect(frames_of(full[0]))
+    assert det.size == (320, 240) and det._reference.shape == (
+        240,
+        320,
+        3,
+    )  # ... and used at the working size
+
+
+def test_motion_detector_on_4k_frames_runs_at_bounded_resolution():
+    """A 4K camera is processed at most at max_pixels (1280x720 by default); boxes come back in the
+    camera's own pixels."""
+    frames, truth, _ = scene_frames()
+    big = [cv2.resize(f, (3840, 2160), interpolation=cv2.INTER_NEAREST) for f in frames]
+    det = MotionDetector(
+        MotionConfig(warmup_frames=10), background=[cv2.resize(f, (1280, 720)) for f in big[::4]]
+    )
+    hits = 0
+    for img, box in zip(big, truth * 12):
+        (d,) = det.detect(frames_of(img))
+        hits += bool(len(d)) and iou_matrix(d.xyxy, box[None]).max() > 0.5
+    assert det.size == (1280, 720)
+    assert hits >= 0.8 * len(big)
+
+
+def _standing_scene(n_walk=30, n_stand=200, seed=0):
+    """A person walks in for ``n_walk`` frames, then stands still (tiny jitter) for ``n_stand`` frames."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(rng.integers(60, 200, (180, 320, 3), dtype=np.uint8), (7, 7), 0)
+    out = []
+    for i in range(n_walk + n_stand):
+        img = bg.copy()
+        x = 20 + 5 * min(i, n_walk) + (i % 2 if i >= n_walk else 0)
+        cv2.rectangle(img, (x, 60), (x + 20, 130), (30, 30, 200), -1)
+        cv2.circle(img, (x + 10, 52), 8, (120, 160, 210), -1)
+        out.append(
+            (np.clip(img.astype(np.int16) + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8), x)
+        )
+    return out, bg
+
+
+def test_motion_detector_keeps_a_person_who_stands_still():
+    """MOG2 alone learns a person who stops into its background within seconds; the slow reference
+    background keeps them detected for the whole 20 s stand (10 fps)."""
+    scene, bg = _standing_scene()
+    det = MotionDetector(MotionConfig(history=100, warmup_frames=10), background=[bg] * 5)
+    found, mog_fill = [], []
+    for i, (img, x) in enumerate(scene):
+        (d,) = det.detect([Frame("cam", i + 1, i / 10, img)])
+        box = np.array([[x, 44, x + 21, 131]], np.float32)
+        found.append(bool(len(d)) and iou_matrix(d.xyxy, box).max() > 0.5)
+        mog_fill.append((det.subtractor.apply(img, learningRate=0)[60:130, x : x + 20] > 200).mean())
+    assert np.mean(mog_fill[-50:]) < 0.3  # MOG2 has absorbed the standing person ...
+    assert np.mean(found[-150:]) > 0.95  # ... the detector still reports them
+
+
+def test_people_who_walk_together_stay_apart():
+    """Two people seen apart, then side by side touching (one blob, too narrow for the width split): the
+    previous frame's boxes split the blob into two people."""
+    rng = np.random.default_rng(0)
+    _, _, bg = scene_frames()
+
+    def noisy(im):
+        return np.clip(im.astype(np.int16) + rng.integers(-3, 4, im.shape), 0, 255).astype(np.uint8)
+
+    det = MotionDetector(MotionConfig(warmup_frames=10), background=[noisy(bg) for _ in range(8)])
+    counts = []
+    for i, gap in enumerate([30, 24, 18, 12, 6, 0, 0, 0]):
+        img = bg.copy()
+        for x in (100, 122 + gap):
+            cv2.rectangle(img, (x, 50), (x + 22, 140), (20, 200, 20), -1)
+        (d,) = det.detect([Frame("cam", i + 1, i / 10, noisy(img))])
+        counts.append(len(d))
+    assert counts[0] == 2 and counts[-3:] == [2, 2, 2], counts

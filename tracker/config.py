@@ -108,25 +108,33 @@ class MotionConfig(_Checked):
     scale: float = (
         1.0  # background subtraction runs on frames resized by this factor (0.5: ~2x faster, less exact)
     )
+    max_pixels: int = 1280 * 720  # ... and on at most this many pixels (a 4K camera runs at 1280x720)
     history: int = 300
     var_threshold: float = 40.0
     warmup_frames: int = 30
     background_frames: int = 25  # frames spread over the video whose median seeds the background model
     min_area: float = 0.0006  # fraction of the frame area
     min_height: float = 0.06  # fraction of the frame height
+    min_person_fraction: float = 0.5  # boxes shorter than this times a person's learned height there go
     aspect_min: float = 1.0  # height / width
     aspect_max: float = 5.0
-    open_kernel: int = 3
+    open_kernel: int = 3  # pixels at 360 rows (scaled with the working height), as close_kernel
     close_kernel: int = 9
+    still_threshold: float = 30.0  # colour difference from the slow background that keeps people foreground
+    reference_seconds: float = 10.0  # time constant of the slow background's update
 
     def __post_init__(self) -> None:
         self._number("scale", 0, 1, lo_open=True)
+        self._number("max_pixels", 4096)
+        self._number("still_threshold", 0, 255, lo_open=True)
+        self._number("reference_seconds", 0, lo_open=True)
         self._number("history", 1)
         self._number("var_threshold", 0, lo_open=True)
         for name in ("warmup_frames", "background_frames"):
             self._number(name, 0)
         for name in ("min_area", "min_height"):
             self._number(name, 0, 1, hi_open=True)
+        self._number("min_person_fraction", 0, 1)
         self._number("aspect_min", 0, lo_open=True)
         self._number("aspect_max", self.aspect_min)
         for name in ("open_kernel", "close_kernel"):
