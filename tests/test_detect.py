@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -290,3 +292,105 @@ def test_people_who_walk_together_stay_apart():
         (d,) = det.detect([Frame("cam", i + 1, i / 10, noisy(img))])
         counts.append(len(d))
     assert counts[0] == 2 and counts[-3:] == [2, 2, 2], counts
+
+
+# ------------------------------------------------------------------ the shared YOLOv8n INT8 OpenVINO export
+
+SHARED_YOLO = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "yolov8n_int8_openvino_model"
+
+
+@pytest.fixture(scope="module")
+def shared_yolo():
+    """../shared/models/yolov8n_int8_openvino_model (ultralytics 8.4.30 export), or skip."""
+    if not SHARED_YOLO.is_dir():
+        pytest.skip("../shared/models/yolov8n_int8_openvino_model is absent (weights are never in the repo)")
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("the openvino package is not installed")
+    return SHARED_YOLO
+
+
+def _pets_frames(eval_data, indices):
+    """PETS09-S2L1 frames (1-based ``indices``) and their ground-truth boxes (xyxy)."""
+    root = eval_data / "pets09-s2l1-vtest"
+    gt = np.loadtxt(root / "PETS09-S2L1-480x360" / "gt" / "gt.txt", delimiter=",")
+    cap = cv2.VideoCapture(str(root / "vtest.avi"))
+    frames, boxes = [], []
+    for i in indices:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i - 1)
+        ok, image = cap.read()
+        assert ok
+        frames.append(Frame("pets", i, (i - 1) / 10, image))
+        g = gt[gt[:, 0] == i][:, 2:6]
+        boxes.append(np.c_[g[:, :2], g[:, :2] + g[:, 2:]])
+    cap.release()
+    return frames, boxes
+
+
+def test_yolo_openvino_export_finds_the_people_of_real_frames(shared_yolo, eval_data):
+    """The export folder as --detector-weights (also given as its .xml): persons on 12 PETS09 frames spread
+    over the video, against ground truth at IoU 0.5 (all 795 frames at conf 0.5: P 0.94, R 0.89)."""
+    from tracker.geometry import linear_assignment
+
+    for weights in (shared_yolo, shared_yolo / "yolov8n.xml"):
+        path, why = resolve_yolo_weights(str(weights), OFFLINE)
+        assert path == shared_yolo, why
+    det = build_detector(DetectConfig(detector="yolo", weights=str(shared_yolo), device="auto"), OFFLINE)
+    assert isinstance(det, YoloDetector)
+    assert det.info()["format"] == "openvino" and det.info()["device"] == "cpu"
+    frames, truth = _pets_frames(eval_data, range(1, 796, 66))
+    tp = n_det = n_gt = 0
+    for d, g in zip(det.detect(frames), truth):
+        d = d[d.confidence >= 0.5]
+        n_det, n_gt = n_det + len(d), n_gt + len(g)
+        if len(d) and len(g):
+            tp += len(linear_assignment(1 - iou_matrix(g, d.xyxy), 0.5)[0])
+    assert tp / n_gt >= 0.8 and tp / n_det >= 0.85, (tp, n_det, n_gt)
+
+
+def test_yolo_batches_frames_of_several_cameras(shared_yolo, eval_data):
+    """Two cameras share one detector and one batch (same batch_group); each frame's boxes are those of
+    detecting it alone."""
+    cfg = DetectConfig(detector="yolo", weights=str(shared_yolo), device="cpu", batch=4)
+    a, b = build_detector(cfg, OFFLINE), build_detector(cfg, OFFLINE)
+    assert a.batch_group == b.batch_group is not None
+    frames, _ = _pets_frames(eval_data, (100, 400))
+    other, _ = _pets_frames(eval_data, (250, 700))
+    batch = frames + [Frame("cam2", f.index, f.time, f.image) for f in other]  # two cameras in one call
+    together = a.detect(batch)
+    alone = [a.detect([f])[0] for f in batch]
+    for t, s in zip(together, alone):
+        assert len(t) == len(s) >= 3
+        np.testing.assert_allclose(t.xyxy, s.xyxy, atol=0.5)
+
+
+def test_auto_finds_an_export_in_the_model_cache(shared_yolo, tmp_path):
+    """``detector: auto`` with the default weights name: no yolov8n.pt in the cache, but an export of that
+    model is: YOLO runs offline from it."""
+    cache = tmp_path / "cache"
+    (cache / "weights").mkdir(parents=True)
+    (cache / "weights" / shared_yolo.name).symlink_to(shared_yolo, target_is_directory=True)
+    models = ModelsConfig(offline=True, cache_dir=str(cache))
+    (cfg, fallback) = __import__("tracker.detect", fromlist=["resolve_detector"]).resolve_detector(
+        DetectConfig(detector="auto", weights="yolov8n.pt"), models
+    )
+    assert fallback is None and cfg.detector == "yolo"
+    assert Path(cfg.weights) == cache / "weights" / shared_yolo.name
+    other = ModelsConfig(offline=True, cache_dir=str(tmp_path / "empty"))
+    assert resolve_yolo_weights("yolov8s.pt", models)[0] is None  # only exports of the named model count
+    assert resolve_yolo_weights("yolov8n.pt", other)[0] is None
+
+
+def test_missing_runtime_is_one_line(shared_yolo, monkeypatch):
+    """An OpenVINO export without the openvino package: one line naming the package, not a traceback or an
+    attempted pip install."""
+    import tracker.detect as detect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        detect.importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    detect._load_yolo.cache_clear()
+    with pytest.raises(InputError, match="needs the 'openvino' package"):
+        build_detector(DetectConfig(detector="yolo", weights=str(shared_yolo), device="cpu"), OFFLINE)
+    assert detect.cached_export(shared_yolo.parent, "yolov8n") is None  # auto skips exports it cannot run
+    detect._load_yolo.cache_clear()
