@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -193,3 +195,202 @@ def test_perspective_model_learns_height_per_row_and_splits_stacked_people():
     assert len(boxes) == 2
     near = max(boxes, key=lambda b: b[3])
     assert near[3] == 300 and abs((near[3] - near[1]) - 100) <= 4
+
+
+def test_background_sample_is_taken_at_a_bounded_size(tmp_path):
+    """sample_images(max_pixels) shrinks every sampled frame (aspect kept); the motion detector samples at
+    its working size."""
+    from tracker.video import open_source
+
+    path = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for i in range(12):
+        writer.write(np.full((480, 640, 3), 20 * i, np.uint8))
+    writer.release()
+    source = open_source(path)
+    full = source.sample_images(4)
+    small = source.sample_images(4, max_pixels=160 * 120)
+    assert len(full) == len(small) == 4 and full[0].shape == (480, 640, 3)
+    assert all(
+        im.shape[0] * im.shape[1] <= 160 * 120 and abs(im.shape[1] / im.shape[0] - 4 / 3) < 0.02
+        for im in small
+    )
+    det = build_detector(
+        DetectConfig(detector="motion", motion=MotionConfig(max_pixels=320 * 240)), OFFLINE, source
+    )
+    assert det._median.shape == (240, 320, 3)  # the median is computed small ...
+    (d,) = det.detect(frames_of(full[0]))
+    assert det.size == (320, 240) and det._reference.shape == (
+        240,
+        320,
+        3,
+    )  # ... and used at the working size
+
+
+def test_motion_detector_on_4k_frames_runs_at_bounded_resolution():
+    """A 4K camera is processed at most at max_pixels (1280x720 by default); boxes come back in the
+    camera's own pixels."""
+    frames, truth, _ = scene_frames()
+    big = [cv2.resize(f, (3840, 2160), interpolation=cv2.INTER_NEAREST) for f in frames]
+    det = MotionDetector(
+        MotionConfig(warmup_frames=10), background=[cv2.resize(f, (1280, 720)) for f in big[::4]]
+    )
+    hits = 0
+    for img, box in zip(big, truth * 12):
+        (d,) = det.detect(frames_of(img))
+        hits += bool(len(d)) and iou_matrix(d.xyxy, box[None]).max() > 0.5
+    assert det.size == (1280, 720)
+    assert hits >= 0.8 * len(big)
+
+
+def _standing_scene(n_walk=30, n_stand=200, seed=0):
+    """A person walks in for ``n_walk`` frames, then stands still (tiny jitter) for ``n_stand`` frames."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(rng.integers(60, 200, (180, 320, 3), dtype=np.uint8), (7, 7), 0)
+    out = []
+    for i in range(n_walk + n_stand):
+        img = bg.copy()
+        x = 20 + 5 * min(i, n_walk) + (i % 2 if i >= n_walk else 0)
+        cv2.rectangle(img, (x, 60), (x + 20, 130), (30, 30, 200), -1)
+        cv2.circle(img, (x + 10, 52), 8, (120, 160, 210), -1)
+        out.append(
+            (np.clip(img.astype(np.int16) + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8), x)
+        )
+    return out, bg
+
+
+def test_motion_detector_keeps_a_person_who_stands_still():
+    """MOG2 alone learns a person who stops into its background within seconds; the slow reference
+    background keeps them detected for the whole 20 s stand (10 fps)."""
+    scene, bg = _standing_scene()
+    det = MotionDetector(MotionConfig(history=100, warmup_frames=10), background=[bg] * 5)
+    found, mog_fill = [], []
+    for i, (img, x) in enumerate(scene):
+        (d,) = det.detect([Frame("cam", i + 1, i / 10, img)])
+        box = np.array([[x, 44, x + 21, 131]], np.float32)
+        found.append(bool(len(d)) and iou_matrix(d.xyxy, box).max() > 0.5)
+        mog_fill.append((det.subtractor.apply(img, learningRate=0)[60:130, x : x + 20] > 200).mean())
+    assert np.mean(mog_fill[-50:]) < 0.3  # MOG2 has absorbed the standing person ...
+    assert np.mean(found[-150:]) > 0.95  # ... the detector still reports them
+
+
+def test_people_who_walk_together_stay_apart():
+    """Two people seen apart, then side by side touching (one blob, too narrow for the width split): the
+    previous frame's boxes split the blob into two people."""
+    rng = np.random.default_rng(0)
+    _, _, bg = scene_frames()
+
+    def noisy(im):
+        return np.clip(im.astype(np.int16) + rng.integers(-3, 4, im.shape), 0, 255).astype(np.uint8)
+
+    det = MotionDetector(MotionConfig(warmup_frames=10), background=[noisy(bg) for _ in range(8)])
+    counts = []
+    for i, gap in enumerate([30, 24, 18, 12, 6, 0, 0, 0]):
+        img = bg.copy()
+        for x in (100, 122 + gap):
+            cv2.rectangle(img, (x, 50), (x + 22, 140), (20, 200, 20), -1)
+        (d,) = det.detect([Frame("cam", i + 1, i / 10, noisy(img))])
+        counts.append(len(d))
+    assert counts[0] == 2 and counts[-3:] == [2, 2, 2], counts
+
+
+# ------------------------------------------------------------------ the shared YOLOv8n INT8 OpenVINO export
+
+SHARED_YOLO = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "yolov8n_int8_openvino_model"
+
+
+@pytest.fixture(scope="module")
+def shared_yolo():
+    """../shared/models/yolov8n_int8_openvino_model (ultralytics 8.4.30 export), or skip."""
+    if not SHARED_YOLO.is_dir():
+        pytest.skip("../shared/models/yolov8n_int8_openvino_model is absent (weights are never in the repo)")
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("the openvino package is not installed")
+    return SHARED_YOLO
+
+
+def _pets_frames(eval_data, indices):
+    """PETS09-S2L1 frames (1-based ``indices``) and their ground-truth boxes (xyxy)."""
+    root = eval_data / "pets09-s2l1-vtest"
+    gt = np.loadtxt(root / "PETS09-S2L1-480x360" / "gt" / "gt.txt", delimiter=",")
+    cap = cv2.VideoCapture(str(root / "vtest.avi"))
+    frames, boxes = [], []
+    for i in indices:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i - 1)
+        ok, image = cap.read()
+        assert ok
+        frames.append(Frame("pets", i, (i - 1) / 10, image))
+        g = gt[gt[:, 0] == i][:, 2:6]
+        boxes.append(np.c_[g[:, :2], g[:, :2] + g[:, 2:]])
+    cap.release()
+    return frames, boxes
+
+
+def test_yolo_openvino_export_finds_the_people_of_real_frames(shared_yolo, eval_data):
+    """The export folder as --detector-weights (also given as its .xml): persons on 12 PETS09 frames spread
+    over the video, against ground truth at IoU 0.5 (all 795 frames at conf 0.5: P 0.94, R 0.89)."""
+    from tracker.geometry import linear_assignment
+
+    for weights in (shared_yolo, shared_yolo / "yolov8n.xml"):
+        path, why = resolve_yolo_weights(str(weights), OFFLINE)
+        assert path == shared_yolo, why
+    det = build_detector(DetectConfig(detector="yolo", weights=str(shared_yolo), device="auto"), OFFLINE)
+    assert isinstance(det, YoloDetector)
+    assert det.info()["format"] == "openvino" and det.info()["device"] == "cpu"
+    frames, truth = _pets_frames(eval_data, range(1, 796, 66))
+    tp = n_det = n_gt = 0
+    for d, g in zip(det.detect(frames), truth):
+        d = d[d.confidence >= 0.5]
+        n_det, n_gt = n_det + len(d), n_gt + len(g)
+        if len(d) and len(g):
+            tp += len(linear_assignment(1 - iou_matrix(g, d.xyxy), 0.5)[0])
+    assert tp / n_gt >= 0.8 and tp / n_det >= 0.85, (tp, n_det, n_gt)
+
+
+def test_yolo_batches_frames_of_several_cameras(shared_yolo, eval_data):
+    """Two cameras share one detector and one batch (same batch_group); each frame's boxes are those of
+    detecting it alone."""
+    cfg = DetectConfig(detector="yolo", weights=str(shared_yolo), device="cpu", batch=4)
+    a, b = build_detector(cfg, OFFLINE), build_detector(cfg, OFFLINE)
+    assert a.batch_group == b.batch_group is not None
+    frames, _ = _pets_frames(eval_data, (100, 400))
+    other, _ = _pets_frames(eval_data, (250, 700))
+    batch = frames + [Frame("cam2", f.index, f.time, f.image) for f in other]  # two cameras in one call
+    together = a.detect(batch)
+    alone = [a.detect([f])[0] for f in batch]
+    for t, s in zip(together, alone):
+        assert len(t) == len(s) >= 3
+        np.testing.assert_allclose(t.xyxy, s.xyxy, atol=0.5)
+
+
+def test_auto_finds_an_export_in_the_model_cache(shared_yolo, tmp_path):
+    """``detector: auto`` with the default weights name: no yolov8n.pt in the cache, but an export of that
+    model is: YOLO runs offline from it."""
+    cache = tmp_path / "cache"
+    (cache / "weights").mkdir(parents=True)
+    (cache / "weights" / shared_yolo.name).symlink_to(shared_yolo, target_is_directory=True)
+    models = ModelsConfig(offline=True, cache_dir=str(cache))
+    (cfg, fallback) = __import__("tracker.detect", fromlist=["resolve_detector"]).resolve_detector(
+        DetectConfig(detector="auto", weights="yolov8n.pt"), models
+    )
+    assert fallback is None and cfg.detector == "yolo"
+    assert Path(cfg.weights) == cache / "weights" / shared_yolo.name
+    other = ModelsConfig(offline=True, cache_dir=str(tmp_path / "empty"))
+    assert resolve_yolo_weights("yolov8s.pt", models)[0] is None  # only exports of the named model count
+    assert resolve_yolo_weights("yolov8n.pt", other)[0] is None
+
+
+def test_missing_runtime_is_one_line(shared_yolo, monkeypatch):
+    """An OpenVINO export without the openvino package: one line naming the package, not a traceback or an
+    attempted pip install."""
+    import tracker.detect as detect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        detect.importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    detect._load_yolo.cache_clear()
+    with pytest.raises(InputError, match="needs the 'openvino' package"):
+        build_detector(DetectConfig(detector="yolo", weights=str(shared_yolo), device="cpu"), OFFLINE)
+    assert detect.cached_export(shared_yolo.parent, "yolov8n") is None  # auto skips exports it cannot run
+    detect._load_yolo.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tracker.config import TrackConfig
 from tracker.track import CameraTracker, crop_quality, max_misses
@@ -127,3 +128,114 @@ def test_max_misses_is_max_age_in_processed_frames():
     assert max_misses(TrackConfig(max_age=1.5), 30.0) == 45
     assert max_misses(TrackConfig(max_age=1.5), 5.0) == 8  # a frame stride lowers the rate
     assert max_misses(TrackConfig(max_age=0.01), 10.0) == 1  # at least one frame
+
+
+def test_batched_kalman_matches_filterpy_step_by_step():
+    """kalman_predict / kalman_update on stacked tracks give filterpy's predict / update of each track
+    (Joseph-form covariance) to 1e-6, over many steps with random boxes, noise scales and missed frames."""
+    from filterpy.kalman import predict as fp_predict
+    from filterpy.kalman import update as fp_update
+
+    from tracker.track import F, H, kalman_predict, kalman_update, new_states
+
+    rng = np.random.default_rng(3)
+    n = 12
+    z0 = np.c_[rng.uniform(50, 600, (n, 2)), rng.uniform(10, 80, (n, 1)), rng.uniform(30, 200, (n, 1))]
+    x, P = new_states(z0)
+    ref = [(x[i].copy(), P[i].copy()) for i in range(n)]
+    for step in range(60):
+        q_std = rng.uniform(0.1, 5.0, (n, 8))
+        x, P = kalman_predict(x, P, q_std)
+        ref = [fp_predict(xi, Pi, F, np.diag(q_std[i] ** 2)) for i, (xi, Pi) in enumerate(ref)]
+        seen = np.flatnonzero(rng.random(n) > 0.3)  # the others miss this frame
+        z = x[seen, :4] + rng.normal(0, 3, (len(seen), 4))
+        r_std = rng.uniform(0.5, 6.0, (len(seen), 4))
+        x[seen], P[seen] = kalman_update(x[seen], P[seen], z, r_std)
+        for k, i in enumerate(seen):
+            ref[i] = fp_update(ref[i][0], ref[i][1], z[k], np.diag(r_std[k] ** 2), H)
+        for i, (xi, Pi) in enumerate(ref):
+            np.testing.assert_allclose(x[i], xi, rtol=1e-6, atol=1e-6, err_msg=f"state, step {step}")
+            np.testing.assert_allclose(P[i], Pi, rtol=1e-6, atol=1e-6, err_msg=f"covariance, step {step}")
+
+
+def test_assignment_shortcut_gives_the_optimal_matching():
+    """Pairs that are each other's only candidate are matched directly; the result equals the full
+    Jonker-Volgenant solution on random sparse cost matrices (including rectangular and empty ones)."""
+    from tracker.geometry import linear_assignment
+    from tracker.track import _assign
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, m = rng.integers(0, 9, 2)
+        cost = rng.uniform(0, 1, (n, m))
+        cost[rng.random((n, m)) < 0.7] = 1.0  # mostly infeasible, as IoU costs are
+        rows, cols, rest = _assign(cost, 0.8)
+        ref, ref_rest, _ = linear_assignment(cost, 0.8)
+        assert sorted(zip(rows.tolist(), cols.tolist())) == sorted(map(tuple, ref.tolist())), trial
+        assert sorted(rest.tolist()) == sorted(ref_rest.tolist())
+        assert np.isclose(cost[rows, cols].sum(), cost[ref[:, 0], ref[:, 1]].sum())
+
+
+def test_scaled_iou_is_frame_rate_aware():
+    from tracker.track import scaled_iou
+
+    assert scaled_iou(0.6, 30.0) == pytest.approx(0.6)
+    assert scaled_iou(0.6, 60.0) == pytest.approx(0.6)  # never stricter than given
+    assert scaled_iou(0.6, 15.0) == pytest.approx(1 - 0.4 * 2**0.5)
+    assert scaled_iou(0.6, 10.0) < scaled_iou(0.6, 15.0) < 0.6
+    assert scaled_iou(0.6, 1.0) == 0.0
+
+
+def _walkers_with_clutter(scale, offset, seed=2):
+    """Noisy true boxes (scores 0.55-0.95) and, in every frame, the same three static false boxes (scores
+    0.05-0.4), with every score mapped to ``scale * s + offset`` (a detector on another score scale)."""
+    rng = np.random.default_rng(seed)
+    clutter = np.array([[20, 20, 40, 70], [560, 30, 590, 100], [300, 5, 320, 50]], np.float32)
+    frames = []
+    for f, (_, boxes) in sorted(synthetic_walkers(n_frames=150).items()):
+        b = np.r_[boxes + rng.normal(0, 1.5, boxes.shape), clutter + rng.normal(0, 0.5, clutter.shape)]
+        s = np.r_[rng.uniform(0.55, 0.95, len(boxes)), rng.uniform(0.05, 0.4, len(clutter))]
+        frames.append((f, Detections(b, scale * s + offset)))
+    return frames, clutter
+
+
+def test_auto_thresholds_follow_the_detector_score_scale():
+    """Raw scores far outside [0, 1] (as public ACF detections have): ``auto`` applies the thresholds as
+    quantiles of the run's scores, so the static low-score clutter never becomes a track, as with scores in
+    [0, 1]; ``fixed`` thresholds on the raw scale track the clutter."""
+
+    def clutter_tracks(cfg, scale, offset):
+        frames, clutter = _walkers_with_clutter(scale, offset)
+        t = CameraTracker(cfg, fps=25.0)
+        for f, d in frames:
+            t.update(f, f / 25, d)
+        tracks = t.finish()
+        return sum(iou_matrix(tr.boxes.mean(0)[None], clutter).max() > 0.5 for tr in tracks), len(tracks)
+
+    from tracker.geometry import iou_matrix
+
+    auto_raw, n_raw = clutter_tracks(TrackConfig(), 100.0, -20.0)
+    auto_unit, n_unit = clutter_tracks(TrackConfig(), 1.0, 0.0)
+    fixed_raw, _ = clutter_tracks(TrackConfig(thresholds="fixed"), 100.0, -20.0)
+    assert auto_raw == auto_unit == 0
+    assert n_raw >= 8 and abs(n_raw - n_unit) <= 1  # the walkers are tracked on either scale
+    assert fixed_raw == 3
+
+
+def test_score_calibration_finds_where_detections_start_being_tracked():
+    """Detections tracked with probability 0.1 below score 0.6 and 0.95 above it (and scores bunched at 1,
+    as FRCNN's are): the learned threshold for a tracked rate of 0.7 sits at 0.6 within a bin, on any score
+    scale; the fitted rates never decrease with the score."""
+    from tracker.track import ScoreCalibration
+
+    rng = np.random.default_rng(1)
+    s = np.r_[rng.uniform(0, 1, 6000), np.ones(2000)]
+    tracked = rng.random(len(s)) < np.where(s >= 0.6, 0.95, 0.1)
+    for scale, offset in ((1.0, 0.0), (140.0, -0.5)):
+        cal = ScoreCalibration(window=8192, bins=20)
+        for k in range(0, len(s), 100):
+            cal.add((scale * s[k : k + 100] + offset).astype(np.float32), tracked[k : k + 100])
+        cal.fit()
+        assert np.all(np.diff(cal._rates) >= 0)
+        assert (cal.threshold(0.7) - offset) / scale == pytest.approx(0.6, abs=0.06)
+        assert cal.out_of_range == (scale != 1.0)

@@ -116,25 +116,33 @@ class MotionConfig(_Checked):
     scale: float = (
         1.0  # background subtraction runs on frames resized by this factor (0.5: ~2x faster, less exact)
     )
+    max_pixels: int = 1280 * 720  # ... and on at most this many pixels (a 4K camera runs at 1280x720)
     history: int = 300
     var_threshold: float = 40.0
     warmup_frames: int = 30
     background_frames: int = 25  # frames spread over the video whose median seeds the background model
     min_area: float = 0.0006  # fraction of the frame area
     min_height: float = 0.06  # fraction of the frame height
+    min_person_fraction: float = 0.5  # boxes shorter than this times a person's learned height there go
     aspect_min: float = 1.0  # height / width
     aspect_max: float = 5.0
-    open_kernel: int = 3
+    open_kernel: int = 3  # pixels at 360 rows (scaled with the working height), as close_kernel
     close_kernel: int = 9
+    still_threshold: float = 30.0  # colour difference from the slow background that keeps people foreground
+    reference_seconds: float = 10.0  # time constant of the slow background's update
 
     def __post_init__(self) -> None:
         self._number("scale", 0, 1, lo_open=True)
+        self._number("max_pixels", 4096)
+        self._number("still_threshold", 0, 255, lo_open=True)
+        self._number("reference_seconds", 0, lo_open=True)
         self._number("history", 1)
         self._number("var_threshold", 0, lo_open=True)
         for name in ("warmup_frames", "background_frames"):
             self._number(name, 0)
         for name in ("min_area", "min_height"):
             self._number(name, 0, 1, hi_open=True)
+        self._number("min_person_fraction", 0, 1)
         self._number("aspect_min", 0, lo_open=True)
         self._number("aspect_max", self.aspect_min)
         for name in ("open_kernel", "close_kernel"):
@@ -175,13 +183,18 @@ class TrackConfig(_Checked):
     """Per-camera tracker (Kalman + Hungarian, two-stage as ByteTrack)."""
 
     SECTION: ClassVar[str] = "track"
-    high_thresh: float = 0.5  # detections at or above this start tracks and match first
+    # auto: the three thresholds below are quantiles of the run's scores when the detector's scores leave
+    # [0, 1], and tracks start from the score at which detections are tracked tracked_rate_new of the time
+    # (never below high_thresh; new_track_thresh until 400 detections are seen); fixed: as set
+    thresholds: str = "auto"
+    tracked_rate_new: float = 0.7
+    high_thresh: float = 0.5  # detections at or above this match first (and may start tracks)
     low_thresh: float = 0.1  # detections below this are dropped
-    new_track_thresh: float = 0.6
+    new_track_thresh: float = 0.6  # unmatched detections at or above this start tracks
     match_iou: float = 0.2  # minimum IoU for the first (high-score) association
-    low_match_iou: float = 0.5  # minimum IoU for the second (low-score) association
+    low_match_iou: float = 0.7  # minimum IoU for the second (low-score) association at 30 fps (scaled by fps)
     min_hits: int = 3  # a track is reported once it has this many matched detections
-    max_age: float = 1.5  # seconds without a match before a track dies
+    max_age: float = 2.5  # seconds without a match before a track dies
     min_length: int = 5  # tracks shorter than this (in frames) are dropped at the end
     interpolate: bool = True  # fill gaps of up to max_age linearly in the finished tracklets
     appearance_weight: float = 0.0  # weight of the appearance cost when embeddings are available
@@ -189,6 +202,8 @@ class TrackConfig(_Checked):
     min_crop_height: int = 24
 
     def __post_init__(self) -> None:
+        self._choice("thresholds", ("auto", "fixed"))
+        self._number("tracked_rate_new", 0, 1)
         for name in ("high_thresh", "low_thresh", "new_track_thresh"):
             self._number(name)  # detector scores need not be in [0, 1] (raw public detections)
         self._number("high_thresh", self.low_thresh)

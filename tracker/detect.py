@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import logging
+import math
 import os
+import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -96,8 +99,11 @@ def build_detector(
     if cfg.detector == "yolo":
         return YoloDetector(cfg, models)
     if cfg.detector == "motion":
-        count = cfg.motion.background_frames
-        samples = source.sample_images(count) if source is not None and count else []
+        count, m = cfg.motion.background_frames, cfg.motion
+        samples = []
+        if source is not None and count:
+            work = min(m.max_pixels, m.scale**2 * source.info.width * source.info.height)
+            samples = source.sample_images(count, max_pixels=max(1, int(work)))
         return MotionDetector(cfg.motion, samples, fallback_reason=fallback)
     if cfg.detector == "hog":
         return HogDetector(cfg)
@@ -172,25 +178,109 @@ def _prepare_ultralytics(models: ModelsConfig) -> None:
         SETTINGS.update(wanted)
 
 
+YOLO_RUNTIMES = {
+    "onnx": ("onnxruntime", "pip install onnxruntime, or onnxruntime-gpu, or the project's 'onnx' extra"),
+    "openvino": ("openvino", "pip install openvino"),
+    "engine": ("tensorrt", "pip install tensorrt, on a machine with an NVIDIA GPU"),
+}
+"""Export format -> (the Python package that runs it, how to install it). ``.pt`` needs only torch."""
+_EXPORT_NAME = re.compile(r"^(?P<stem>.+?)(?:[_-](?:int8|fp16|half))?(?:_openvino_model|\.onnx|\.engine)$")
+
+
+def yolo_format(path: Path) -> str | None:
+    """The ultralytics format of a weights path: ``pt``, ``onnx``, ``openvino`` (an ``*_openvino_model``
+    export folder), ``engine`` (TensorRT), another ultralytics export name (``torchscript``, ``ncnn``, ...),
+    or None when it is none of them."""
+    name = path.name.lower()
+    if name.endswith(".pt"):
+        return "pt"
+    if name.endswith(".onnx"):
+        return "onnx"
+    if name.endswith("_openvino_model"):
+        return "openvino"
+    if name.endswith(".engine"):
+        return "engine"
+    for suffix, fmt in (
+        ("_ncnn_model", "ncnn"),
+        (".torchscript", "torchscript"),
+        ("_saved_model", "saved_model"),
+    ):
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def yolo_model_path(path: Path) -> Path:
+    """The path ultralytics should load for ``path``: an OpenVINO ``.xml`` (or ``.bin``) inside an
+    ``*_openvino_model`` folder is the folder, and a folder that holds exactly one ``.pt`` / ``.onnx`` /
+    ``.engine`` file is that file; anything else is returned as it is."""
+    if path.is_file() and path.suffix.lower() in (".xml", ".bin") and yolo_format(path.parent) == "openvino":
+        return path.parent
+    if path.is_dir() and yolo_format(path) is None:
+        inside = [
+            p for p in sorted(path.iterdir()) if p.is_file() and yolo_format(p) in ("pt", "onnx", "engine")
+        ]
+        if len(inside) == 1:
+            return inside[0]
+    return path
+
+
+def yolo_runtime_missing(fmt: str | None) -> str | None:
+    """Why weights of format ``fmt`` cannot run here (its runtime package is not installed), or None."""
+    if fmt not in YOLO_RUNTIMES:
+        return None
+    package, how = YOLO_RUNTIMES[fmt]
+    if importlib.util.find_spec(package) is None:
+        return f"a {fmt} model needs the {package!r} package ({how})"
+    return None
+
+
+def cached_export(cache: Path, stem: str) -> Path | None:
+    """An export of model ``stem`` (``yolov8n`` for ``yolov8n.pt``) in the weights folder ``cache`` whose
+    runtime is installed: ``<stem>[_int8|_fp16]_openvino_model/``, ``<stem>[...].onnx`` or
+    ``<stem>[...].engine`` (only with a CUDA GPU), the fastest runtime for this machine first (TensorRT,
+    then OpenVINO, then ONNX Runtime); None when there is none."""
+    if not cache.is_dir():
+        return None
+    order = ("engine", "openvino", "onnx")
+    found = []
+    for p in cache.iterdir():
+        m = _EXPORT_NAME.match(p.name)
+        fmt = yolo_format(p)
+        if not m or m["stem"] != stem or fmt not in order or yolo_runtime_missing(fmt):
+            continue
+        if fmt == "engine" and env.resolve_device("auto") == "cpu":
+            continue
+        found.append((order.index(fmt), p.name, p))
+    return min(found)[2] if found else None
+
+
 def resolve_yolo_weights(
     weights: str, models: ModelsConfig, download: bool = True
 ) -> tuple[Path | None, str]:
-    """Find YOLO weights on disk (as given, then in the model cache) or download official ones there.
+    """Find YOLO weights on disk or download official ones into the model cache.
 
-    ``weights`` may be a file ultralytics loads (``.pt``, ``.onnx``, ``.engine``, ...) or an export folder
-    (OpenVINO, TensorRT). Returns ``(path, "")`` or ``(None, reason)``. Never hangs offline: the download is
-    skipped at once when ``models.offline`` (or not ``download``), and a failed name lookup fails at once.
+    ``weights`` may be anything ultralytics loads: a ``.pt``, ``.onnx`` or ``.engine`` file, an OpenVINO
+    export folder (``*_openvino_model``, or its ``.xml``), or a folder holding one such file. Looked up as
+    given, then by name in the model cache (``<cache>/weights``), then as an export of the same model there
+    (``yolov8n_int8_openvino_model/`` for ``yolov8n.pt``, see :func:`cached_export`), else downloaded there.
+    Returns ``(path, "")`` or ``(None, reason)``. Never hangs offline: the download is skipped at once when
+    ``models.offline`` (or not ``download``), and a failed name lookup fails at once.
     """
     given = Path(weights).expanduser()
     if given.exists():
-        return given, ""
-    cached = env.cache_dir(models.cache_dir) / "weights" / given.name
+        return yolo_model_path(given), ""
+    folder = env.cache_dir(models.cache_dir) / "weights"
+    cached = folder / given.name
     if cached.exists():
-        return cached, ""
+        return yolo_model_path(cached), ""
     if given.parent != Path("."):
         return None, f"{given} not found"
+    export = cached_export(folder, given.name[: -len(given.suffix)] if given.suffix else given.name)
+    if export is not None:
+        return export, ""
     if not download or models.offline:
-        return None, f"{given.name} is not in {cached.parent} and downloads are off (offline)"
+        return None, f"{given.name} is not in {folder} and downloads are off (offline)"
     _prepare_ultralytics(models)
     try:
         from ultralytics.utils.downloads import attempt_download_asset
@@ -203,6 +293,10 @@ def resolve_yolo_weights(
 
 @functools.lru_cache(maxsize=4)
 def _load_yolo(path: str, models: ModelsConfig):
+    fmt = yolo_format(Path(path))
+    missing = yolo_runtime_missing(fmt)
+    if missing:
+        raise InputError(f"{path}: {missing}")
     _prepare_ultralytics(models)
     from ultralytics import YOLO
 
@@ -213,15 +307,46 @@ def _load_yolo(path: str, models: ModelsConfig):
     return model
 
 
+def _export_imgsz(path: Path) -> int | None:
+    """The input size a fixed-shape OpenVINO export was made for (its ``metadata.yaml``: ``imgsz`` when
+    ``dynamic`` is false), or None (dynamic, square sizes unknown, or not such an export)."""
+    meta = path / "metadata.yaml" if path.is_dir() else None
+    if meta is None or not meta.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(meta.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    size = data.get("imgsz")
+    if data.get("dynamic") or not isinstance(size, list) or len(set(size)) != 1:
+        return None
+    return int(size[0])
+
+
 class YoloDetector:
-    """ultralytics YOLO restricted to the COCO ``person`` class, batched over frames (of any cameras)."""
+    """ultralytics YOLO restricted to the COCO ``person`` class, batched over frames (of any cameras).
+
+    Weights in any format ultralytics loads (:func:`yolo_format`); a fixed-shape OpenVINO export runs at the
+    input size it was exported for, whatever ``imgsz`` says.
+    """
 
     name = "yolo"
 
     def __init__(self, cfg: DetectConfig, models: ModelsConfig = ModelsConfig()):
-        self.cfg = cfg
-        self.weights = Path(cfg.weights)
+        self.weights = yolo_model_path(Path(cfg.weights))
+        self.format = yolo_format(self.weights)
         self.device = env.resolve_device(cfg.device)
+        if self.format == "engine" and self.device == "cpu":
+            raise InputError(f"{self.weights}: a TensorRT engine needs a CUDA GPU (detect.device is cpu)")
+        if self.format == "openvino":
+            self.device = "cpu"  # ultralytics runs OpenVINO on the CPU for every torch device
+        fixed = _export_imgsz(self.weights)
+        if fixed is not None and fixed != cfg.imgsz:
+            _warn_once(f"{self.weights}: a fixed-shape export for imgsz {fixed}; running at {fixed}")
+            cfg = dataclasses.replace(cfg, imgsz=fixed)
+        self.cfg = cfg
         self.model = _load_yolo(str(self.weights), models)
         names = getattr(self.model, "names", {}) or {}
         ids = [k for k, v in names.items() if v == "person"]
@@ -248,6 +373,7 @@ class YoloDetector:
         return {
             "detector": "yolo",
             "weights": str(self.weights),
+            "format": self.format,
             "device": self.device,
             "imgsz": self.cfg.imgsz,
         }
@@ -309,11 +435,22 @@ class MotionDetector:
     """Moving-person boxes from background subtraction, for static cameras with no detector weights.
 
     MOG2 with shadow detection (shadow pixels, value 127, are dropped), an opening to remove noise and a
-    closing to join body parts, then connected blobs. A :class:`PerspectiveModel` learned from isolated
-    upright blobs says how tall one person is at each image row: blobs much taller than that (one person
-    behind another) are cut into a near person at the bottom and a far one above, and blobs as wide as
-    several people are split at their emptiest columns. Boxes are filtered by size and aspect ratio; scores
-    grow with how solidly the box is filled.
+    closing to join body parts, then connected blobs, on frames resized to at most ``cfg.max_pixels``
+    (kernel sizes are given for frames 360 rows high and scale with the working height; the background
+    sample is read at that size too: a 4K camera's detector holds about 220 MB at its peak).
+
+    MOG2 learns anyone who stands still into its background within seconds; so a second, slow *reference*
+    background (seeded with the median of frames sampled over the video, updated only where MOG2 sees
+    background and no person was found in the previous frame) keeps pixels near the previous frame's people
+    foreground while they differ from it by more than ``cfg.still_threshold`` (and are not a shadow: darker
+    with the same chromaticity).
+
+    A :class:`PerspectiveModel` learned from isolated upright blobs says how tall one person is at each
+    image row: blobs much taller than that (one person behind another) are cut into a near person at the
+    bottom and a far one above, blobs as wide as several people are split at their emptiest columns, a blob
+    that holds more of the previous frame's people than that found is split among them, and boxes much
+    shorter than a person standing there (``cfg.min_person_fraction``) are dropped. Boxes are filtered by
+    size and aspect ratio; scores grow with how solidly the box is filled.
     """
 
     name = "motion"
@@ -327,56 +464,120 @@ class MotionDetector:
         self.subtractor = cv2.createBackgroundSubtractorMOG2(
             history=cfg.history, varThreshold=cfg.var_threshold, detectShadows=True
         )
-        ok, ck = max(1, round(cfg.open_kernel * cfg.scale)), max(1, round(cfg.close_kernel * cfg.scale))
-        self.open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ok, ok))
-        self.close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ck, ck * 2 + 1))
         self.perspective = PerspectiveModel()
         self.frames_seen = 0
-        if len(background):
-            median = self._resize(np.median(np.stack(background), axis=0).astype(np.uint8))
+        # The median of the sampled frames, at whatever size they were sampled; resized to the working size
+        # on the first frame, when that size is known.
+        self._median = np.median(np.stack(background), axis=0).astype(np.uint8) if len(background) else None
+        self.scale: float | None = None  # working size / frame size, set on the first frame
+        self._reference: np.ndarray | None = None  # (h, w, 3) float32 slow background
+        self._previous: np.ndarray = np.zeros((0, 4), np.int32)  # last frame's boxes, working pixels
+        self._last_time: float | None = None
+
+    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
+        return [self._one(f.image, f.time) for f in frames]
+
+    def _setup(self, image: np.ndarray) -> None:
+        """Fix the working size from the first frame; seed both background models with the median."""
+        cfg = self.cfg
+        h, w = image.shape[:2]
+        self.scale = min(cfg.scale, math.sqrt(cfg.max_pixels / float(h * w)))
+        self.size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        unit = self.size[1] / 360.0
+        ok, ck = max(1, round(cfg.open_kernel * unit)), max(1, round(cfg.close_kernel * unit))
+        self.open_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ok, ok))
+        self.close_k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ck, ck * 2 + 1))
+        if self._median is not None:
+            median = cv2.resize(self._median, self.size, interpolation=cv2.INTER_AREA)
             for _ in range(cfg.warmup_frames):
                 self.subtractor.apply(median, learningRate=-1)
             self.frames_seen = cfg.warmup_frames
-
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        return [self._one(f.image) for f in frames]
+            self._reference = median.astype(np.float32)
+            self._median = None
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
-        if self.cfg.scale == 1.0:
+        if (image.shape[1], image.shape[0]) == self.size:
             return image
-        return cv2.resize(image, None, fx=self.cfg.scale, fy=self.cfg.scale, interpolation=cv2.INTER_AREA)
+        return cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
 
-    def foreground(self, image: np.ndarray) -> np.ndarray:
-        """The cleaned foreground mask (uint8 0/255) of the next frame, at ``cfg.scale``."""
-        mask = self.subtractor.apply(self._resize(image))
+    def foreground(self, image: np.ndarray, time: float | None = None) -> np.ndarray:
+        """The cleaned foreground mask (uint8 0/255) of the next frame, at the working size; updates both
+        background models."""
+        if self.scale is None:
+            self._setup(image)
+        small = self._resize(image)
+        mask = self.subtractor.apply(small)
         fg = np.where(mask > 200, 255, 0).astype(np.uint8)
+        if self._reference is None:
+            self._reference = small.astype(np.float32)
+        else:
+            near = self._near_people(fg.shape)
+            quiet = np.where(mask == 0, 255, 0).astype(np.uint8)
+            if near:
+                self._still(small, near, fg)
+                for x1, y1, x2, y2 in near:
+                    quiet[y1:y2, x1:x2] = 0
+            dt = 0.1 if time is None or self._last_time is None else max(time - self._last_time, 1e-3)
+            cv2.accumulateWeighted(small, self._reference, min(1.0, dt / self.cfg.reference_seconds), quiet)
+        self._last_time = time
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self.open_k)
         return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self.close_k)
 
-    def _one(self, image: np.ndarray) -> Detections:
+    def _near_people(self, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+        """The previous frame's boxes grown by a tenth of their size and clipped to the frame (working
+        pixels ``x1, y1, x2, y2``)."""
+        h, w = shape
+        out = []
+        for x1, y1, x2, y2 in self._previous.tolist():
+            mx, my = (x2 - x1) // 10 + 1, (y2 - y1) // 10 + 1
+            out.append((max(x1 - mx, 0), max(y1 - my, 0), min(x2 + mx, w), min(y2 + my, h)))
+        return out
+
+    def _still(self, small: np.ndarray, near: list[tuple[int, int, int, int]], fg: np.ndarray) -> np.ndarray:
+        """``fg`` (modified) with the pixels inside the ``near`` boxes that differ from the reference
+        background by more than ``cfg.still_threshold`` (largest channel difference) and are not a shadow of
+        it (a shadow is 40-90 % as bright with the same chromaticity) set to 255."""
+        for x1, y1, x2, y2 in near:
+            img = small[y1:y2, x1:x2].astype(np.float32)
+            ref = self._reference[y1:y2, x1:x2]
+            differs = np.abs(img - ref).max(axis=2) > self.cfg.still_threshold
+            bright_i, bright_r = img.sum(axis=2) + 1.0, ref.sum(axis=2) + 1.0
+            ratio = bright_i / bright_r
+            chroma = np.abs(img / bright_i[..., None] - ref / bright_r[..., None]).max(axis=2)
+            keep = differs & ~((ratio > 0.4) & (ratio < 0.9) & (chroma < 0.04))
+            fg[y1:y2, x1:x2][keep] = 255
+        return fg
+
+    def _one(self, image: np.ndarray, time: float | None = None) -> Detections:
         cfg = self.cfg
-        fg = self.foreground(image)
+        fg = self.foreground(image, time)
         self.frames_seen += 1
         if self.frames_seen <= cfg.warmup_frames // 2:
             return Detections.empty()
         h, w = fg.shape
-        _, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         boxes, scores = [], []
-        for x, y, bw, bh, area in stats[1:]:
+        for k, (x, y, bw, bh, area) in enumerate(stats[1:], start=1):
             if bh < cfg.min_height * h or area < cfg.min_area * h * w:
                 continue
             inside = x > 1 and y > 1 and x + bw < w - 1 and y + bh < h - 1
             if inside and 2.3 <= bh / bw <= 4.0 and area > 0.35 * bw * bh:
                 self.perspective.add(y + bh, bh)
-            for x1, y1, x2, y2 in self._people_in_blob(fg, x, y, bw, bh):
+            people = self._people_in_blob(fg, x, y, bw, bh)
+            people = self._split_by_previous(labels[y : y + bh, x : x + bw] == k, x, y, people)
+            for x1, y1, x2, y2 in people:
                 if not cfg.aspect_min * 0.6 <= (y2 - y1) / max(x2 - x1, 1) <= cfg.aspect_max:
                     continue
+                one = self.perspective.height_at(y2)
+                if one is not None and y2 - y1 < cfg.min_person_fraction * one and y1 > 1 and y2 < h - 1:
+                    continue  # much shorter than a person standing there: a part, noise or a shadow
                 fill = float(fg[y1:y2, x1:x2].mean() / 255.0)
                 boxes.append([x1, y1, x2, y2])
                 scores.append(np.clip(0.35 + fill, 0.0, 0.99))
+        self._previous = np.asarray(boxes, np.int32).reshape(-1, 4)
         if not boxes:
             return Detections.empty()
-        return Detections(np.asarray(boxes, np.float32) / cfg.scale, np.asarray(scores, np.float32))
+        return Detections(np.asarray(boxes, np.float32) / self.scale, np.asarray(scores, np.float32))
 
     def _people_in_blob(
         self, fg: np.ndarray, x: int, y: int, bw: int, bh: int
@@ -400,6 +601,46 @@ class MotionDetector:
             for ox, width in _split_wide(fg[top:bot, bx1:bx2], band_h):
                 out.append((bx1 + ox, top, bx1 + ox + width, bot))
         return out
+
+    def _split_by_previous(
+        self, blob: np.ndarray, x: int, y: int, people: list[tuple[int, int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        """People who were apart in the previous frame and merge into one blob now (walking together,
+        crossing): when the blob holds more previous boxes (most of each box inside the blob's box) than the
+        size-based split found, and is too big for one person, each blob pixel goes to the nearest previous
+        box (distances in box widths and heights) and each group's bounding box is a person.
+
+        ``blob`` (bh, bw) bool is the blob's own pixels, at ``x, y``; returns ``people`` unchanged otherwise.
+        """
+        prev = self._previous
+        if len(prev) < 2:
+            return people
+        bh, bw = blob.shape
+        ix1, iy1 = np.maximum(prev[:, 0], x), np.maximum(prev[:, 1], y)
+        ix2, iy2 = np.minimum(prev[:, 2], x + bw), np.minimum(prev[:, 3], y + bh)
+        area = np.maximum((prev[:, 2] - prev[:, 0]) * (prev[:, 3] - prev[:, 1]), 1)
+        inner = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None) / area
+        seeds = prev[inner >= 0.6].astype(np.float32)
+        if len(seeds) <= len(people):
+            return people
+        one = self.perspective.height_at(y + bh)
+        width = one / 2.6 if one is not None else float(np.median(seeds[:, 2] - seeds[:, 0]))
+        height = one if one is not None else float(np.median(seeds[:, 3] - seeds[:, 1]))
+        if bw < 1.3 * width and bh < 1.25 * height:
+            return people  # fits one person: the previous frame's boxes were a false split
+        ys, xs = np.nonzero(blob)
+        cx, cy = (seeds[:, 0] + seeds[:, 2]) / 2, (seeds[:, 1] + seeds[:, 3]) / 2
+        sw, sh = seeds[:, 2] - seeds[:, 0] + 1, seeds[:, 3] - seeds[:, 1] + 1
+        d = ((xs[:, None] + x - cx) / sw) ** 2 + ((ys[:, None] + y - cy) / sh) ** 2
+        nearest = d.argmin(axis=1)
+        out = []
+        for j in range(len(seeds)):
+            mine = nearest == j
+            if mine.sum() < 0.15 * sw[j] * sh[j]:
+                continue
+            px, py = xs[mine] + x, ys[mine] + y
+            out.append((int(px.min()), int(py.min()), int(px.max()) + 1, int(py.max()) + 1))
+        return out if len(out) > len(people) else people
 
     def info(self) -> dict:
         out = {"detector": "motion"}

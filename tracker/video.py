@@ -156,12 +156,14 @@ class FrameSource:
         path = images[index - 1] if 1 <= index <= len(images) else None
         return None if path is None else _decode_frame(path, shape)
 
-    def sample_images(self, count: int) -> list[np.ndarray]:
-        """Up to ``count`` frames spread evenly over the source (for background models and thumbnails)."""
+    def sample_images(self, count: int, max_pixels: int | None = None) -> list[np.ndarray]:
+        """Up to ``count`` frames spread evenly over the source (for background models and thumbnails),
+        each shrunk (area interpolation) to at most ``max_pixels`` pixels when given, so that the sample of
+        a 4K camera stays small."""
         if self._images:
             present = [p for p in self._images if p is not None]
             picks = np.linspace(0, len(present) - 1, min(count, len(present))).round().astype(int)
-            return [_read_image(present[i]) for i in sorted(set(picks))]
+            return [_shrink(_read_image(present[i]), max_pixels) for i in sorted(set(picks))]
         if self._video is None:
             return []
         cap = cv2.VideoCapture(str(self._video))
@@ -172,10 +174,19 @@ class FrameSource:
                 cap.set(cv2.CAP_PROP_POS_FRAMES, int(i))
                 ok, image = cap.read()
                 if ok:
-                    out.append(image)
+                    out.append(_shrink(image, max_pixels))
             return out
         finally:
             cap.release()
+
+
+def _shrink(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
+    """``image`` resized (area interpolation, aspect kept) to at most ``max_pixels`` pixels."""
+    h, w = image.shape[:2]
+    if max_pixels is None or h * w <= max_pixels:
+        return image
+    f = (max_pixels / float(h * w)) ** 0.5
+    return cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
 
 
 def image_header(data: bytes | Path, what: str = "image") -> tuple[str, int, int] | None:
