@@ -167,3 +167,21 @@ def test_out_of_memory_halves_the_batch(small_checkpoint, monkeypatch, caplog):
         f = e.embed(_crops())
     assert f.shape == (5, 2048) and e.batch_size == 2
     assert "batch size lowered to 2" in caplog.text
+
+
+def test_auto_prefers_the_trained_mobilenet_mgn_in_the_model_cache(monkeypatch, tmp_path):
+    from tracker.reid.checkpoint import save_model
+    from tracker.reid.mobilenet import MGNMobileNetV2
+    from tracker.reid.weights import OWN_MGN_FILE
+
+    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "1")
+    monkeypatch.setenv("MULTICAM_TRACKER_HOME", str(tmp_path / "cache"))
+    own = tmp_path / "cache" / "reid" / OWN_MGN_FILE
+    own.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_model(own, MGNMobileNetV2(), height=SMALL_H, width=SMALL_W)
+    (own.parent / "market_mgn_R50-ibn.pth").write_bytes(b"\x80 would be fast-reid's download")
+    e = build_embedder(ReidConfig(threads=1))
+    assert e.name == "mgn" and e.info()["weights"] == str(own.resolve())
+    assert e.info()["variant"] == "mobilenetv2"
+    assert e.embed(_crops()).shape == (5, 2048)

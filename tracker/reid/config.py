@@ -13,9 +13,11 @@ FASTREID_MGN_URL = "https://github.com/JDAI-CV/fast-reid/releases/download/v0.1.
 class ReidConfig:
     """Appearance embedder.
 
-    ``embedder``: ``auto`` (configured checkpoint, else fast-reid's public Market-1501 MGN from the model
-    cache / its download, else the offline ``histogram`` descriptor with a warning), ``mgn`` (fail when no
-    checkpoint can be had), ``histogram`` (offline colour/texture descriptor), ``none`` (no appearance).
+    ``embedder``: ``auto`` (configured checkpoint, else the MGN-MobileNetV2 made by ``reid-train`` in the
+    model cache, else fast-reid's public Market-1501 MGN from the model cache / its download, else the
+    offline ``histogram`` descriptor with a warning), ``mgn`` (fail when no checkpoint can be had), ``histogram`` (offline colour/texture descriptor), ``onnx`` / ``openvino``
+    (the re-identification network in ``weights``, an ``.onnx`` file or an OpenVINO ``.xml``, see
+    :mod:`tracker.reid.runtime`), ``none`` (no appearance).
 
     ``variant`` is the MGN layout used when a network is built from scratch (``reid-train``): ``fastreid``
     (fast-reid's R50-ibn MGN), ``fastreid-v1`` (the same in current fast-reid's parameter names) or

@@ -1,9 +1,14 @@
-"""The appearance-embedder interface and its factory (no torch import unless MGN is used)."""
+"""The appearance-embedder interface and its factory (no torch import unless MGN is used).
+
+Embedders: ``mgn`` (:mod:`tracker.reid.extract`), ``histogram`` (:mod:`tracker.reid.histogram`), ``onnx``
+and ``openvino`` (any re-identification network in those formats, :mod:`tracker.reid.runtime`).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -13,7 +18,12 @@ from tracker.reid.config import VARIANTS, ReidConfig
 
 log = logging.getLogger(__name__)
 
-EMBEDDERS = ("auto", "mgn", "histogram", "none")
+EMBEDDERS = ("auto", "mgn", "histogram", "onnx", "openvino", "none")
+RUNTIME_SUFFIXES = {".onnx": "onnx", ".xml": "openvino"}  # reid.weights suffix -> embedder, for ``auto``
+# What the fallback warning recommends: the strongest re-identification network a user can get offline
+# under a licence that allows use (see benchmarks/RESULTS.md, "Re-identification models").
+RECOMMENDED = ("reid.embedder openvino with reid.weights = Intel Open Model Zoo's "
+               "person-reidentification-retail-0288.xml (Apache-2.0; pip install openvino)")
 
 
 @runtime_checkable
@@ -46,10 +56,13 @@ def validate(cfg: ReidConfig) -> None:
 def build_embedder(cfg: ReidConfig) -> Embedder | None:
     """The embedder ``cfg.embedder`` asks for; None for ``none``.
 
-    ``auto``: the configured checkpoint (``reid.weights``); else fast-reid's Market-1501 MGN in
-    ``<model cache>/reid/``; else its one-time download there (skipped at once when offline or
-    ``reid.download`` is false); else the offline histogram descriptor, with one warning line saying why
-    and how to get MGN. ``mgn`` fails with an InputError instead of falling back.
+    ``auto``: the configured file (``reid.weights``: ``.onnx`` runs in ONNX Runtime, ``.xml`` in
+    OpenVINO, anything else is an MGN checkpoint); else the MGN-MobileNetV2 made by ``reid-train`` in
+    ``<model cache>/reid/`` (:data:`tracker.reid.weights.OWN_MGN_FILE`); else fast-reid's Market-1501
+    MGN there; else its one-time download there (skipped at once when offline or ``reid.download`` is
+    false); else the offline histogram descriptor, with one warning line saying why and what to use
+    instead. ``mgn`` fails with an InputError instead of falling back; ``onnx`` / ``openvino`` need
+    ``reid.weights``.
     """
     from tracker.reid.weights import reid_cache_dir, resolve_mgn_weights
 
@@ -60,6 +73,16 @@ def build_embedder(cfg: ReidConfig) -> Embedder | None:
         from tracker.reid.histogram import HistogramEmbedder
 
         return HistogramEmbedder()
+    runtime = cfg.embedder if cfg.embedder in ("onnx", "openvino") else None
+    if cfg.embedder == "auto" and cfg.weights:
+        runtime = RUNTIME_SUFFIXES.get(Path(cfg.weights).suffix.lower())
+    if runtime:
+        from tracker.reid.runtime import OnnxEmbedder, OpenVinoEmbedder
+
+        if not cfg.weights:
+            raise InputError(f"reid.embedder {runtime}: set reid.weights to the model file")
+        kind = OnnxEmbedder if runtime == "onnx" else OpenVinoEmbedder
+        return kind(Path(cfg.weights).expanduser(), batch_size=cfg.batch_size, threads=cfg.threads)
     path, why = resolve_mgn_weights(cfg.weights, cfg.url, cfg.download, cfg.sha256)
     if path is None:
         target = reid_cache_dir() / cfg.url.rstrip("/").rsplit("/", 1)[-1]
@@ -68,7 +91,8 @@ def build_embedder(cfg: ReidConfig) -> Embedder | None:
             raise InputError(f"reid.embedder mgn: no MGN checkpoint ({why}); {how}")
         from tracker.reid.histogram import HistogramEmbedder
 
-        log.warning("reid: no MGN checkpoint (%s), using the offline histogram descriptor; for MGN, %s", why, how)
+        log.warning("reid: no MGN checkpoint (%s), using the weak offline histogram descriptor; for a real "
+                    "ReID network use %s, or for MGN %s", why, RECOMMENDED, how)
         return HistogramEmbedder(fallback=why)
     from tracker.reid.extract import build_mgn_embedder
 

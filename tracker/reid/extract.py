@@ -262,7 +262,8 @@ def build_mgn_embedder(cfg: ReidConfig, weights: str | Path) -> MGNEmbedder:
 
 def export_onnx(model: MGN, path: str | Path, height: int = 384, width: int = 128, opset: int = 17) -> Path:
     """Export an MGN (eval mode) to ONNX: input ``images`` float32 (batch, 3, height, width) RGB 0..255,
-    output ``features`` (batch, 2048) L2-normalised; the batch axis is dynamic. Needs the ``onnx``
+    output ``features`` (batch, 2048) L2-normalised; the batch axis is dynamic. The metadata key
+    ``reid_preprocess`` says so (read by :class:`tracker.reid.runtime.OnnxEmbedder`). Needs the ``onnx``
     package (the TorchScript-based exporter is used, so ``onnxscript`` is not needed)."""
     import importlib.util
 
@@ -287,4 +288,14 @@ def export_onnx(model: MGN, path: str | Path, height: int = 384, width: int = 12
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
             opset_version=opset,
         )
+        import json
+
+        import onnx
+
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key = "reid_preprocess"
+        entry.value = json.dumps({"colour": "RGB", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+                                  "interpolation": "bicubic"})
+        onnx.save(graph, str(tmp))
     return path

@@ -21,6 +21,9 @@ from tracker.fsutil import atomic_path
 log = logging.getLogger(__name__)
 
 FASTREID_MGN_FILE = "market_mgn_R50-ibn.pth"
+# The MGN-MobileNetV2 that `reid-train --backbone mobilenetv2` makes from Market-1501; `reid: auto` takes
+# it from the model cache before fast-reid's download (it is never downloaded: research-only data).
+OWN_MGN_FILE = "mgn_mobilenetv2_market1501.safetensors"
 # torchvision's ImageNet ResNet-50 (IMAGENET1K_V1, the weights MGN and fast-reid started from); the
 # hex part of the file name is the start of its sha256.
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -112,8 +115,9 @@ def resolve_mgn_weights(weights: str | None, url: str, allow_download: bool, sha
     """The MGN checkpoint to use, in the order of ``reid: auto``.
 
     1. ``weights`` (the configured file; missing is an InputError, not a silent fallback);
-    2. ``<model cache>/reid/<file name of url>``;
-    3. a download of ``url`` there, unless offline or ``allow_download`` is False.
+    2. ``<model cache>/reid/`` :data:`OWN_MGN_FILE` (the network ``reid-train`` makes, copied there);
+    3. ``<model cache>/reid/<file name of url>``;
+    4. a download of ``url`` there, unless offline or ``allow_download`` is False.
 
     Returns (path, None) or (None, the reason none could be had).
     """
@@ -122,6 +126,9 @@ def resolve_mgn_weights(weights: str | None, url: str, allow_download: bool, sha
         if not path.is_file():
             raise InputError(f"reid.weights: {path}: file not found")
         return path, None
+    own = reid_cache_dir() / OWN_MGN_FILE
+    if own.is_file():
+        return own, None
     name = url.rstrip("/").rsplit("/", 1)[-1] or FASTREID_MGN_FILE
     return fetch(url, reid_cache_dir() / name, allow_download, sha256)
 
