@@ -204,7 +204,8 @@ def format_table(results: Sequence[dict]) -> str:
 def format_result(result: dict) -> str:
     """A few lines for the terminal: what was evaluated, with what, and the metrics table."""
     info = result["embedder"]
-    used = info["embedder"] + (f" {info.get('variant')} ({info['weights']})" if info.get("weights") else "")
+    variant = f" {info['variant']}" if info.get("variant") else ""
+    used = info["embedder"] + (f"{variant} ({info['weights']})" if info.get("weights") else "")
     if result["level"] == "images":
         what = f"{result['query_images']} query / {result['gallery_images']} gallery images"
     else:

@@ -163,7 +163,8 @@ class CachedTrunkBatches:
 
     def validate(self, model: MGNMobileNetV2) -> dict[str, float]:
         """Validation Rank-1 / mAP from the held-out identities' cached outputs (eval mode; with the
-        mirror images when the model uses test-time flipping), equal to embedding their images."""
+        mirror images when the model uses test-time flipping): embedding their images, up to the cache's
+        float16 rounding."""
         feats = []
         with torch.inference_mode():
             for start in range(0, len(self.val_feats), 256):
