@@ -51,7 +51,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 EVAL_DATA = REPO.parent / "shared" / "eval-data"
 DEFAULT_DIR = Path("/tmp/multicam-devset")
-BASE_ARGS = ("--detector", "motion", "--reid", "histogram", "--offline", "--no-video", "--workers", "1", "--quiet")
+BASE_ARGS = (
+    "--detector",
+    "motion",
+    "--reid",
+    "histogram",
+    "--offline",
+    "--no-video",
+    "--workers",
+    "1",
+    "--quiet",
+)
 MODES = ("e2e", "gt")
 
 
@@ -69,12 +79,34 @@ class Scene:
 
     def args(self, out: Path) -> list[str]:
         """``track-sim`` arguments that render this scene into ``out``."""
-        args = ["--out", str(out), "--cameras", "4", "--people", str(self.people), "--seconds", str(self.seconds),
-                "--seed", str(self.seed), "--overlap", str(self.overlap), "--fps", "15", "--width", "640",
-                "--height", "360", "--quiet"]
+        args = [
+            "--out",
+            str(out),
+            "--cameras",
+            "4",
+            "--people",
+            str(self.people),
+            "--seconds",
+            str(self.seconds),
+            "--seed",
+            str(self.seed),
+            "--overlap",
+            str(self.overlap),
+            "--fps",
+            "15",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--quiet",
+        ]
         if self.crops:
-            args += ["--crops", str(EVAL_DATA / self.crops),
-                     "--background", str(EVAL_DATA / "pets09-s2l1-vtest" / "vtest.avi")]
+            args += [
+                "--crops",
+                str(EVAL_DATA / self.crops),
+                "--background",
+                str(EVAL_DATA / "pets09-s2l1-vtest" / "vtest.avi"),
+            ]
         return args
 
 
@@ -108,8 +140,10 @@ def build(root: Path, scenes: tuple[Scene, ...]) -> None:
             cmd = [sys.executable, "-m", "tracker.synthetic", *sc.args(out)]
             subprocess.run(cmd, check=True, cwd=REPO)
             marker.write_text(json.dumps(sc.args(out)))
-            print(f"devset: rendered {sc.name} ({sc.kind}) in {time.perf_counter() - start:.0f} s: "
-                  f"{shlex.join(['track-sim', *sc.args(out)])}")
+            print(
+                f"devset: rendered {sc.name} ({sc.kind}) in {time.perf_counter() - start:.0f} s: "
+                f"{shlex.join(['track-sim', *sc.args(out)])}"
+            )
         done.append({**dataclasses.asdict(sc), "dir": sc.name})
     (root / "manifest.json").write_text(json.dumps({"scenes": done}, indent=2) + "\n")
 
@@ -135,18 +169,30 @@ def run_scene(root: Path, name: str, mode: str, extra: list[str], force: bool, c
     if mode == "gt":
         args += ["--detections", *(str(scene_dir / "gt" / f"{c}.txt") for c in cams)]
     args += extra
-    key = hashlib.sha1(json.dumps([args, (scene_dir / "scene.json").read_text(), code_key]).encode()).hexdigest()
+    key = hashlib.sha1(
+        json.dumps([args, (scene_dir / "scene.json").read_text(), code_key]).encode()
+    ).hexdigest()
     run_dir = root / "runs" / name / f"{mode}-{key[:12]}"
     result = run_dir / "devset-row.json"
     if result.is_file() and not force:
         return json.loads(result.read_text())
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tracker", *args, "--out", str(run_dir), "--force"],
-                          cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracker", *args, "--out", str(run_dir), "--force"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"devset: track-cameras failed on {name} ({mode}): {proc.stderr.strip()[-2000:]}")
-    row = {"scene": name, "mode": mode, "extra": shlex.join(extra), "seconds": round(time.perf_counter() - start, 1),
-           **score(run_dir, scene_dir)}
+    row = {
+        "scene": name,
+        "mode": mode,
+        "extra": shlex.join(extra),
+        "seconds": round(time.perf_counter() - start, 1),
+        **score(run_dir, scene_dir),
+    }
     result.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
@@ -231,10 +277,18 @@ def tracklet_joins(store: Path, gt_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------------ table
 
 
-_COLUMNS = (("scene", "scene", "{}"), ("kind", "kind", "{}"), ("people", "people", "{}"),
-            ("ids", "identities", "{}"), ("IDF1-ALL%", "idf1_all", "pct"), ("IDF1-cam%", "idf1_camera_mean", "pct"),
-            ("HOTA-ALL%", "hota_all", "pct"), ("join-P%", "join_precision", "pct"),
-            ("join-R%", "join_recall", "pct"), ("s", "seconds", "{}"))
+_COLUMNS = (
+    ("scene", "scene", "{}"),
+    ("kind", "kind", "{}"),
+    ("people", "people", "{}"),
+    ("ids", "identities", "{}"),
+    ("IDF1-ALL%", "idf1_all", "pct"),
+    ("IDF1-cam%", "idf1_camera_mean", "pct"),
+    ("HOTA-ALL%", "hota_all", "pct"),
+    ("join-P%", "join_precision", "pct"),
+    ("join-R%", "join_recall", "pct"),
+    ("s", "seconds", "{}"),
+)
 _AVERAGED = ("idf1_all", "idf1_camera_mean", "hota_all", "join_precision", "join_recall")
 
 
@@ -250,10 +304,16 @@ def table(rows: list[dict]) -> str:
     summary = []
     groups = [(f"mean {k}", [r for r in rows if r["kind"] == k]) for k in sorted({r["kind"] for r in rows})]
     for label, group in [*groups, ("mean", rows)]:
-        summary.append([label, "", "", ""] + [_cell(float(np.nanmean([_num(r[k]) for r in group])), "pct")
-                                              for k in _AVERAGED] + [""])
-    summary.append(["min", "", "", ""] + [_cell(float(np.nanmin([_num(r[k]) for r in rows])), "pct")
-                                          for k in _AVERAGED] + [""])
+        summary.append(
+            [label, "", "", ""]
+            + [_cell(float(np.nanmean([_num(r[k]) for r in group])), "pct") for k in _AVERAGED]
+            + [""]
+        )
+    summary.append(
+        ["min", "", "", ""]
+        + [_cell(float(np.nanmin([_num(r[k]) for r in rows])), "pct") for k in _AVERAGED]
+        + [""]
+    )
     head = [c for c, _, _ in _COLUMNS]
     widths = [max(len(x[i]) for x in [head, *body, *summary]) for i in range(len(head))]
 
@@ -283,12 +343,20 @@ def _glue_extra(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR, help=f"the set's folder (default {DEFAULT_DIR})")
-    ap.add_argument("--build", nargs="?", type=Path, const=True, metavar="DIR",
-                    help="render the set (into DIR, default the set's folder) before running it")
+    ap.add_argument(
+        "dir", nargs="?", type=Path, default=DEFAULT_DIR, help=f"the set's folder (default {DEFAULT_DIR})"
+    )
+    ap.add_argument(
+        "--build",
+        nargs="?",
+        type=Path,
+        const=True,
+        metavar="DIR",
+        help="render the set (into DIR, default the set's folder) before running it",
+    )
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--scenes", nargs="+", metavar="NAME", help="only these scenes")
-    ap.add_argument("--extra", default="", help="extra track-cameras arguments, e.g. \"--reid none\"")
+    ap.add_argument("--extra", default="", help='extra track-cameras arguments, e.g. "--reid none"')
     ap.add_argument("--force", action="store_true", help="run again even when a cached run exists")
     ap.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
     args = ap.parse_args(_glue_extra(sys.argv[1:] if argv is None else argv))
@@ -318,12 +386,16 @@ def main(argv: list[str] | None = None) -> int:
             mode_rows.append({**row, "kind": kinds[name]})
         rows += mode_rows
         detections = " --detections DIR/gt/<camera>.txt ..." if mode == "gt" else ""
-        print(f"\n== {mode}: track-cameras --videos DIR/cam*.mp4 {shlex.join(BASE_ARGS)}{detections} "
-              f"{shlex.join(extra)}".rstrip())
+        print(
+            f"\n== {mode}: track-cameras --videos DIR/cam*.mp4 {shlex.join(BASE_ARGS)}{detections} "
+            f"{shlex.join(extra)}".rstrip()
+        )
         print(table(mode_rows))
-    print("\nIDF1-ALL: all cameras as one sequence with global ids (multi-camera IDF1); IDF1-cam: mean per-camera "
-          "IDF1; ids: identities made (people: in the ground truth); join-P/R: pairwise precision/recall of "
-          "tracklets sharing a global id.")
+    print(
+        "\nIDF1-ALL: all cameras as one sequence with global ids (multi-camera IDF1); IDF1-cam: mean per-camera "
+        "IDF1; ids: identities made (people: in the ground truth); join-P/R: pairwise precision/recall of "
+        "tracklets sharing a global id."
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

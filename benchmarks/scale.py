@@ -149,9 +149,7 @@ def cuda_streams(args) -> str:
 
     if not torch.cuda.is_available():
         return "skipped: no CUDA GPU"
-    from tracker.reid.config import ReidConfig
-
-    from tracker.config import DetectConfig
+    from tracker.config import DetectConfig, ReidConfig
     from tracker.detect import resolve_yolo_weights
     from tracker.reid.weights import resolve_mgn_weights
 

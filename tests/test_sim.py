@@ -26,8 +26,27 @@ def scene(tmp_path_factory) -> tuple[Path, dict]:
     """A 3-camera, 14-person, 3 s scene rendered through the CLI."""
     out = tmp_path_factory.mktemp("sim") / "scene"
     with pytest.raises(SystemExit) as exc:
-        main(["--out", str(out), "--cameras", "3", "--people", "14", "--seconds", str(SECONDS), "--seed", "2",
-              "--fps", str(FPS), "--width", str(W), "--height", str(H), "--quiet"])
+        main(
+            [
+                "--out",
+                str(out),
+                "--cameras",
+                "3",
+                "--people",
+                "14",
+                "--seconds",
+                str(SECONDS),
+                "--seed",
+                "2",
+                "--fps",
+                str(FPS),
+                "--width",
+                str(W),
+                "--height",
+                str(H),
+                "--quiet",
+            ]
+        )
     assert exc.value.code == 0
     return out, json.loads((out / "scene.json").read_text())
 
@@ -134,8 +153,15 @@ def test_bad_camera_count(tmp_path, cameras, capsys):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-@pytest.mark.parametrize("kw,flag", [({"width": 321}, "--width"), ({"overlap": 1.5}, "--overlap"),
-                                     ({"seconds": 0}, "--seconds"), ({"people": 0}, "--people")])
+@pytest.mark.parametrize(
+    "kw,flag",
+    [
+        ({"width": 321}, "--width"),
+        ({"overlap": 1.5}, "--overlap"),
+        ({"seconds": 0}, "--seconds"),
+        ({"people": 0}, "--people"),
+    ],
+)
 def test_bad_arguments(tmp_path, kw, flag):
     with pytest.raises(InputError, match=flag):
         render_scene(tmp_path / "x", progress=False, **kw)

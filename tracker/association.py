@@ -559,7 +559,9 @@ class _AppearanceModel:
         self.sigma = np.full((c, c), np.nan)
         self.pairs = np.zeros((c, c), np.int64)
         rows = v.emb_rows
-        self.by_cam = [rows[v.cam[rows] == k] for k in range(c)]  # embedded tracklets of each camera, by start
+        self.by_cam = [
+            rows[v.cam[rows] == k] for k in range(c)
+        ]  # embedded tracklets of each camera, by start
         if len(rows) < 2:
             return
         e = v.embeddings()
@@ -637,7 +639,9 @@ class _AppearanceModel:
             out[sel] = np.maximum(last - first, 1)
         return out
 
-    def term(self, i: np.ndarray, j: np.ndarray, d: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def term(
+        self, i: np.ndarray, j: np.ndarray, d: np.ndarray, gap: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(appearance term, evidence s) of pairs ``(i, j)`` (``i`` starts first) with cosine distances ``d``
         (NaN: no embedding) and time gaps ``gap`` (negative: seen together)."""
         from scipy.special import log_ndtr
@@ -687,7 +691,13 @@ class _Transits:
     """
 
     def __init__(self, links: dict, training: dict, successions: list, rate: np.ndarray, names: list[str]):
-        self.links, self.training, self.successions, self.rate, self.names = links, training, successions, rate, names
+        self.links, self.training, self.successions, self.rate, self.names = (
+            links,
+            training,
+            successions,
+            rate,
+            names,
+        )
 
     @classmethod
     def learn(cls, v: _Tracks, root: np.ndarray, cfg: AssociateConfig) -> _Transits:
@@ -701,16 +711,22 @@ class _Transits:
         c = len(v.names)
         ends = np.bincount(v.cam, minlength=c).astype(float)
         links = learn_transits(successions, v.cam, v.names, ends)
-        span = np.array([max(float(v.end[v.cam == k].max() - v.start[v.cam == k].min()), 1.0) if ends[k] else 1.0
-                         for k in range(c)])
+        span = np.array(
+            [
+                max(float(v.end[v.cam == k].max() - v.start[v.cam == k].min()), 1.0) if ends[k] else 1.0
+                for k in range(c)
+            ]
+        )
         training = {(int(x), int(y)): float(g) for x, y, g in zip(a, b, gap)}
         return cls(links, training, successions, ends / span, v.names)
 
-    def candidates(self, v: _Tracks, cfg: AssociateConfig, per_camera: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(
+        self, v: _Tracks, cfg: AssociateConfig, per_camera: int = 3
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sequential pairs to score: for each tracklet end, the first ``per_camera`` tracklets that begin after
         it within ``network_window`` in each camera a link leads to."""
         out_i, out_j = [], []
-        for (a, b) in self.links:
+        for a, b in self.links:
             src = np.flatnonzero(v.cam == a)
             dst = np.flatnonzero(v.cam == b)  # by start (canonical order)
             if not len(src) or not len(dst):
@@ -727,7 +743,9 @@ class _Transits:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(out_i), np.concatenate(out_j)
 
-    def evidence(self, v: _Tracks, cfg: AssociateConfig, i: np.ndarray, j: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    def evidence(
+        self, v: _Tracks, cfg: AssociateConfig, i: np.ndarray, j: np.ndarray, gap: np.ndarray
+    ) -> np.ndarray:
         """(P,) transit evidence (log10 odds) of pairs ``i`` before ``j``: how much more often the learned
         movement ``camera(i) -> camera(j)`` puts someone into ``j``'s view that long after ``i`` left than
         tracklets begin there anyway; NaN for pairs it does not apply to (seen together, continuations, no
@@ -809,7 +827,9 @@ def _edge_terms(
     if far.any():
         far_pairs = (i[far], j[far])
         keep = ~far
-        i, j, ci, cj, gap, sim, world_m, mapped_h = (x[keep] for x in (i, j, ci, cj, gap, sim, world_m, mapped_h))
+        i, j, ci, cj, gap, sim, world_m, mapped_h = (
+            x[keep] for x in (i, j, ci, cj, gap, sim, world_m, mapped_h)
+        )
     else:
         far_pairs = (i[:0], j[:0])
     nan = np.full(len(i), np.nan)
@@ -837,7 +857,9 @@ def _edge_terms(
     else:
         transit = nan.copy()
     # seen at the same time by two views the network found no overlap for (none configured)
-    together = np.where(topo.unmatched[ci, cj] & (gap < -cfg.sync_tolerance), cfg.cooccurrence_penalty, np.nan)
+    together = np.where(
+        topo.unmatched[ci, cj] & (gap < -cfg.sync_tolerance), cfg.cooccurrence_penalty, np.nan
+    )
 
     # calibrated, one after the other: the straight-line speed needed, allowing 1 m of position error
     apart = np.flatnonzero(gap > 0)  # i ended before j began
@@ -1193,15 +1215,24 @@ def associate(
         if not cfg.learn_network or model is None or passes >= cfg.network_passes:
             break
         learned = _Transits.learn(v, root, cfg)
-        if transits is not None and learned.links.keys() == transits.links.keys() and (
-            learned.training == transits.training
+        if (
+            transits is not None
+            and learned.links.keys() == transits.links.keys()
+            and (learned.training == transits.training)
         ):
             break
         transits = learned
         si, sj = transits.candidates(v, cfg)
         edges = _edge_terms(
-            v, topo, cfg, np.r_[pairs_i, si], np.r_[pairs_j, sj], np.r_[known_sim, np.full(len(si), np.nan)],
-            scale, model, transits,
+            v,
+            topo,
+            cfg,
+            np.r_[pairs_i, si],
+            np.r_[pairs_j, sj],
+            np.r_[known_sim, np.full(len(si), np.nan)],
+            scale,
+            model,
+            transits,
         )
 
     first = {}

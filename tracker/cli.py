@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", choices=["cpu", "cuda", "auto"], help="device for detection and re-identification"
     )
-    p.add_argument("--reid", choices=["auto", "mgn", "histogram", "none"], help="appearance embedder")
+    p.add_argument(
+        "--reid", choices=["auto", "mgn", "histogram", "onnx", "openvino", "none"], help="appearance embedder"
+    )
     p.add_argument("--reid-weights", metavar="PATH", help="MGN checkpoint")
     p.add_argument(
         "--offsets", type=_floats, metavar="S1,S2", help="per-camera start time in seconds on a common clock"

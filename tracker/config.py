@@ -31,7 +31,7 @@ from tracker.errors import InputError
 from tracker.fsutil import check_name
 
 DETECTORS = ("auto", "yolo", "motion", "hog")
-EMBEDDERS = ("auto", "mgn", "histogram", "none")
+EMBEDDERS = ("auto", "mgn", "histogram", "onnx", "openvino", "none")
 VARIANTS = ("fastreid", "fastreid-v1", "paper")  # MGN layouts (see tracker.reid.mgn)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 INTERPOLATIONS = ("bicubic", "bilinear")
@@ -218,11 +218,14 @@ class TrackConfig(_Checked):
 
 @dataclass(frozen=True)
 class ReidConfig(_Checked):
-    """Appearance embedder of person crops (``embedder``: auto, mgn, histogram or none).
+    """Appearance embedder of person crops (``embedder``: auto, mgn, histogram, onnx, openvino or none).
 
-    ``embedder``: ``auto`` (configured checkpoint, else fast-reid's public Market-1501 MGN from the model
-    cache / its download, else the offline ``histogram`` descriptor with a warning), ``mgn`` (fail when no
-    checkpoint can be had), ``histogram`` (offline colour/texture descriptor), ``none`` (no appearance).
+    ``embedder``: ``auto`` (configured checkpoint, else the MGN-MobileNetV2 made by ``reid-train`` in the
+    model cache, else fast-reid's public Market-1501 MGN from the model cache / its download, else the
+    offline ``histogram`` descriptor with a warning), ``mgn`` (fail when no checkpoint can be had),
+    ``histogram`` (offline colour/texture descriptor), ``onnx`` / ``openvino`` (the re-identification
+    network in ``weights``, an ``.onnx`` file or an OpenVINO ``.xml``, see :mod:`tracker.reid.runtime`),
+    ``none`` (no appearance).
 
     ``variant`` is the MGN layout used when a network is built from scratch (``reid-train``): ``fastreid``
     (fast-reid's R50-ibn MGN), ``fastreid-v1`` (the same in current fast-reid's parameter names) or
@@ -318,17 +321,23 @@ class AssociateConfig(_Checked):
     break_gap: float = 2.0  # seconds: a track starting this soon after another ended may continue it
     break_radius: float = 2.0  # box heights between the predicted and the actual position of a continuation
     continuity_weight: float = 0.2  # same-camera continuation: -continuity_weight .. +continuity_weight
-    appearance: str = "adaptive"  # adaptive: evidence by the run's own appearance statistics; scaled: d / scale
+    appearance: str = (
+        "adaptive"  # adaptive: evidence by the run's own appearance statistics; scaled: d / scale
+    )
     evidence_full: float = 3.0  # adaptive: evidence (log10 odds) that alone makes a distance 0
     position_evidence: float = 2.0  # adaptive: evidence of two views agreeing on where someone stands
     continuity_evidence: float = 2.5  # adaptive: evidence of a track resuming where it was heading
     learn_network: bool = True  # learn which views overlap (their mapping) and how people move between them
     network_passes: int = 3  # associate -> learn the movements -> associate again, at most this many passes
-    network_window: float = 60.0  # seconds: successions (one sighting after another) the movements are learned on
+    network_window: float = (
+        60.0  # seconds: successions (one sighting after another) the movements are learned on
+    )
     transit_evidence_max: float = 2.0  # adaptive: most evidence a typical transit time can give
     overlap_gate: float = 1.0  # box heights: seen at once in a learned overlap farther apart: a cannot-link
     cooccurrence_penalty: float = 0.3  # seen at once by two views the network found no overlap for
-    appearance_scale: float | None = None  # scaled: cosine distance counted as 1; None: median of cannot-links
+    appearance_scale: float | None = (
+        None  # scaled: cosine distance counted as 1; None: median of cannot-links
+    )
     missing_appearance: float = 0.7  # appearance term assumed when a tracklet has no embedding
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension

@@ -46,8 +46,13 @@ class Overlap:
     error: float
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "mapping": np.round(self.mapping, 6).tolist(), "support": self.support,
-                "error": round(self.error, 3)}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "mapping": np.round(self.mapping, 6).tolist(),
+            "support": self.support,
+            "error": round(self.error, 3),
+        }
 
 
 @dataclass
@@ -192,7 +197,9 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         inliers = _one_to_one(pairs, _errors(h, pairs))
         if len(inliers) < 2:
             return None
-        refined = _fit(np.concatenate([pairs[k].src for k in inliers]), np.concatenate([pairs[k].dst for k in inliers]))
+        refined = _fit(
+            np.concatenate([pairs[k].src for k in inliers]), np.concatenate([pairs[k].dst for k in inliers])
+        )
         if refined is None:
             break
         h = refined
@@ -256,8 +263,14 @@ class Transit:
 
     def to_dict(self) -> dict:
         lo, hi = np.exp(self.log_mean - self.log_std), np.exp(self.log_mean + self.log_std)
-        return {"a": self.a, "b": self.b, "count": round(self.count, 1), "share": round(self.share, 3),
-                "median_s": round(float(np.exp(self.log_mean)), 2), "range_s": [round(float(lo), 2), round(float(hi), 2)]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "count": round(self.count, 1),
+            "share": round(self.share, 3),
+            "median_s": round(float(np.exp(self.log_mean)), 2),
+            "range_s": [round(float(lo), 2), round(float(hi), 2)],
+        }
 
 
 PRIOR_WEIGHT = 2.0  # successions' worth of the pooled transit model in each camera pair's estimate
@@ -273,7 +286,7 @@ def learn_transits(
     the shares). Each pair's log-normal is shrunk towards the pooled one of all successions with
     :data:`PRIOR_WEIGHT` pseudo-successions, so that a pair seen twice gets a sensible window.
     """
-    c = len(names)
+    len(names)
     if not successions:
         return {}
     logs = np.log(np.array([g for _, _, g in successions]))
@@ -290,5 +303,7 @@ def learn_transits(
             n + PRIOR_WEIGHT
         )
         share = n / max(float(ends[a]), 1.0)
-        out[(a, b)] = Transit(names[a], names[b], float(n), min(share, 1.0), float(mean), max(float(np.sqrt(var)), MIN_LOG_STD))
+        out[(a, b)] = Transit(
+            names[a], names[b], float(n), min(share, 1.0), float(mean), max(float(np.sqrt(var)), MIN_LOG_STD)
+        )
     return out

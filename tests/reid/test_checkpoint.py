@@ -20,7 +20,9 @@ def _listing(eval_data, name):
 def _state_from_listing(listing, fill=0.0):
     """A state dict with exactly the listing's entries and shapes (counters int64, the rest float)."""
     return {
-        k: torch.zeros(shape, dtype=torch.int64) if k.endswith("num_batches_tracked") else torch.full(shape, fill)
+        k: torch.zeros(shape, dtype=torch.int64)
+        if k.endswith("num_batches_tracked")
+        else torch.full(shape, fill)
         for k, shape in listing.items()
     }
 

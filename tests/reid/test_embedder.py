@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.reid.conftest import SMALL_H, SMALL_W, person_crop
-from tracker.errors import InputError
 from tracker.config import ModelsConfig, ReidConfig
+from tracker.errors import InputError
 from tracker.reid import Embedder, build_embedder
 from tracker.reid.weights import DownloadError, download, sha256_file
 
@@ -139,8 +139,15 @@ def test_cuda_half_precision_matches_cpu(small_checkpoint):
     cpu = build_embedder(ReidConfig(weights=str(small_checkpoint), device="cpu", threads=1)).embed(crops)
     for precision, min_cosine in (("fp32", 0.999), ("fp16", 0.99), ("bf16", 0.98)):
         for channels_last in (True, False):
-            gpu = build_embedder(ReidConfig(weights=str(small_checkpoint), device="cuda", precision=precision,
-                                            batch_size=8, channels_last=channels_last))
+            gpu = build_embedder(
+                ReidConfig(
+                    weights=str(small_checkpoint),
+                    device="cuda",
+                    precision=precision,
+                    batch_size=8,
+                    channels_last=channels_last,
+                )
+            )
             f = gpu.embed(crops)
             assert f.shape == cpu.shape and (f * cpu).sum(1).min() > min_cosine, (precision, channels_last)
             assert gpu.info()["device"].startswith("cuda") and gpu.info()["precision"] == precision
@@ -165,3 +172,21 @@ def test_out_of_memory_halves_the_batch(small_checkpoint, monkeypatch, caplog):
         f = e.embed(_crops())
     assert f.shape == (5, 2048) and e.batch_size == 2
     assert "batch size lowered to 2" in caplog.text
+
+
+def test_auto_prefers_the_trained_mobilenet_mgn_in_the_model_cache(monkeypatch, tmp_path):
+    from tracker.reid.checkpoint import save_model
+    from tracker.reid.mobilenet import MGNMobileNetV2
+    from tracker.reid.weights import OWN_MGN_FILE
+
+    monkeypatch.setenv("MULTICAM_TRACKER_OFFLINE", "1")
+    monkeypatch.setenv("MULTICAM_TRACKER_HOME", str(tmp_path / "cache"))
+    own = tmp_path / "cache" / "reid" / OWN_MGN_FILE
+    own.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_model(own, MGNMobileNetV2(), height=SMALL_H, width=SMALL_W)
+    (own.parent / "market_mgn_R50-ibn.pth").write_bytes(b"\x80 would be fast-reid's download")
+    e = build_embedder(ReidConfig(threads=1))
+    assert e.name == "mgn" and e.info()["weights"] == str(own.resolve())
+    assert e.info()["variant"] == "mobilenetv2"
+    assert e.embed(_crops()).shape == (5, 2048)

@@ -24,7 +24,9 @@ def test_branch_structure(model):
         shared = trunk((x - model.pixel_mean) / model.pixel_std)
     assert shared.shape == (2, 1024, SMALL_H // 16, SMALL_W // 16)
     g1, g2, g3, p21, p22, p31, p32, p33 = maps
-    global_size = (SMALL_H // 32, SMALL_W // 32) if model.layout == "paper" else (SMALL_H // 16, SMALL_W // 16)
+    global_size = (
+        (SMALL_H // 32, SMALL_W // 32) if model.layout == "paper" else (SMALL_H // 16, SMALL_W // 16)
+    )
     assert g1.shape == (2, 2048, *global_size)
     assert g2.shape == g3.shape == (2, 2048, SMALL_H // 16, SMALL_W // 16)
     assert [m.shape[2] for m in (p21, p22)] == [SMALL_H // 32] * 2
@@ -33,7 +35,11 @@ def test_branch_structure(model):
     # Three branches: each owns its copy of layer3[1:] and a layer4-like stage.
     b1, b2, b3 = (getattr(model, n) for n in model._branch_names)
     assert len(b1[0]) == 5 and len(b1[1]) == 3
-    assert b1[0][0].conv1.weight.data_ptr() != b2[0][0].conv1.weight.data_ptr() != b3[0][0].conv1.weight.data_ptr()
+    assert (
+        b1[0][0].conv1.weight.data_ptr()
+        != b2[0][0].conv1.weight.data_ptr()
+        != b3[0][0].conv1.weight.data_ptr()
+    )
 
 
 def test_eval_and_train_outputs(model):
@@ -77,8 +83,10 @@ def test_imagenet_initialisation_maps_every_backbone_weight():
 
     with torch.device("meta"):
         shapes = resnet50().state_dict()
-    state = {k: torch.randn(v.shape) if v.is_floating_point() else torch.zeros((), dtype=v.dtype)
-             for k, v in shapes.items()}
+    state = {
+        k: torch.randn(v.shape) if v.is_floating_point() else torch.zeros((), dtype=v.dtype)
+        for k, v in shapes.items()
+    }
     model = MGN("fastreid", num_classes=3)
     load_imagenet_resnet50(model, state)
     torch.testing.assert_close(model.backbone[0].weight, state["conv1.weight"])
@@ -88,4 +96,6 @@ def test_imagenet_initialisation_maps_every_backbone_weight():
     bn1 = state["layer1.0.bn1.weight"]
     torch.testing.assert_close(model.backbone[4][0].bn1.IN.weight, bn1[:32])
     torch.testing.assert_close(model.backbone[4][0].bn1.BN.weight, bn1[32:])
-    torch.testing.assert_close(model.backbone[4][0].bn1.BN.running_var, state["layer1.0.bn1.running_var"][32:])
+    torch.testing.assert_close(
+        model.backbone[4][0].bn1.BN.running_var, state["layer1.0.bn1.running_var"][32:]
+    )

@@ -15,7 +15,9 @@ def _reference(crop: np.ndarray, h: int, w: int, mode: str) -> torch.Tensor:
 
 def _crops():
     rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(50, 20), (96, 32), (7, 3), (150, 60)]]
+    return [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(50, 20), (96, 32), (7, 3), (150, 60)]
+    ]
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])

@@ -1,6 +1,7 @@
 import csv
 import logging
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from tracker.reid.cli import reid_train
 from tracker.reid.mgn import MGN, PIXEL_MEAN
 from tracker.reid.preprocess import crops_to_batch
 from tracker.reid.train import (
+    IdentitySampler,
     PKSampler,
     TrainOptions,
     augment,
@@ -20,6 +22,9 @@ from tracker.reid.train import (
     init_backbone,
     learning_rate,
     mgn_loss,
+    split_validation,
+    validation_queries,
+    validation_scores,
 )
 
 
@@ -113,9 +118,31 @@ def _tiny_market(root):
 def test_reid_train_cli_checkpoints_resumes_and_logs(tmp_path):
     data = _tiny_market(tmp_path / "data")
     out = tmp_path / "run"
-    common = ["--data", str(data), "--out", str(out), "-P", "2", "-K", "2", "--height", str(SMALL_H),
-              "--width", str(SMALL_W), "--workers", "0", "--pretrained", "none", "--no-progress",
-              "--optimizer", "sgd", "--lr", "0.001", "--warmup-epochs", "0"]
+    common = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "-P",
+        "2",
+        "-K",
+        "2",
+        "--height",
+        str(SMALL_H),
+        "--width",
+        str(SMALL_W),
+        "--workers",
+        "0",
+        "--pretrained",
+        "none",
+        "--no-progress",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.001",
+        "--warmup-epochs",
+        "0",
+    ]
     with pytest.raises(SystemExit) as done:
         reid_train([*common, "--epochs", "1", "--max-steps", "1"])
     assert done.value.code == 0
@@ -134,3 +161,43 @@ def test_reid_train_cli_checkpoints_resumes_and_logs(tmp_path):
     with pytest.raises(SystemExit) as done:
         reid_train(["--data", str(tmp_path / "nowhere"), "--out", str(out)])
     assert done.value.code == 2
+
+
+def test_identity_sampler_visits_every_image_about_once():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(12), rng.integers(2, 15, 12))  # 2-14 images per identity
+    sampler = IdentitySampler(labels, p=4, k=4, seed=3)
+    batches = list(sampler)
+    assert 0 < len(batches) <= len(sampler)
+    for batch in batches:
+        ids = labels[batch]
+        assert len(batch) == 16 and len(set(ids)) == 4 and all((ids == x).sum() == 4 for x in set(ids))
+    seen = np.unique(np.concatenate(batches))
+    assert len(seen) >= 0.8 * len(labels)  # most images: the identities run out of groups together
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_validation_split_holds_out_whole_identities():
+    from tracker.reid.data import ImageRecord
+
+    records = [
+        ImageRecord(Path(f"{pid}_{cam}_{i}.jpg"), pid, cam)
+        for pid in range(1, 11)
+        for cam in (1, 2)
+        for i in range(3)
+    ]
+    records += [ImageRecord(Path(f"11_1_{i}.jpg"), 11, 1) for i in range(3)]  # one camera: never held out
+    train_set, val = split_validation(records, 3, seed=0)
+    held = {r.pid for r in val}
+    assert len(held) == 3 and 11 not in held and not held & {r.pid for r in train_set}
+    assert len(train_set) + len(val) == len(records)
+    assert split_validation(records, 3, seed=0) == (train_set, val)
+    is_query = validation_queries(val)
+    assert is_query.sum() == 6  # one query per identity and camera
+    with pytest.raises(Exception, match="val-ids"):
+        split_validation(records, 11)
+    feats = np.eye(len(val), dtype=np.float32)[:, :]
+    for i, r in enumerate(val):  # every image of an identity gets the same feature: perfect ranking
+        feats[i] = np.eye(len(val))[sorted(held).index(r.pid)]
+    assert validation_scores(feats, val) == {"rank1": 1.0, "mAP": 1.0}

@@ -16,23 +16,47 @@ import pytest
 
 from tests.conftest import EVAL_DATA
 from tracker.errors import InputError
-from tracker.synthetic.composite import median_background, person_mask, read_reid_folder
 from tracker.synthetic.cli import main
+from tracker.synthetic.composite import median_background, person_mask, read_reid_folder
 
 W, H, FPS, SECONDS = 320, 180, 10, 6
 MARS = EVAL_DATA / "reid-mini-mars"
 MARKET = EVAL_DATA / "reid-mini-market1501"
 PETS = EVAL_DATA / "pets09-s2l1-vtest" / "vtest.avi"
 
-pytestmark = pytest.mark.skipif(not EVAL_DATA.is_dir(),
-                                reason="../shared/eval-data is absent (real research data is never part of the repo)")
+pytestmark = pytest.mark.skipif(
+    not EVAL_DATA.is_dir(),
+    reason="../shared/eval-data is absent (real research data is never part of the repo)",
+)
 
 
-def _render(out: Path, *extra: str, crops: Path = MARS, people: int = 5, cameras: int = 3,
-            seconds: float = SECONDS) -> dict:
-    args = ["--out", str(out), "--crops", str(crops), "--background", str(PETS), "--cameras", str(cameras),
-            "--people", str(people), "--seconds", str(seconds), "--seed", "4", "--fps", str(FPS),
-            "--width", str(W), "--height", str(H), "--quiet", *extra]
+def _render(
+    out: Path, *extra: str, crops: Path = MARS, people: int = 5, cameras: int = 3, seconds: float = SECONDS
+) -> dict:
+    args = [
+        "--out",
+        str(out),
+        "--crops",
+        str(crops),
+        "--background",
+        str(PETS),
+        "--cameras",
+        str(cameras),
+        "--people",
+        str(people),
+        "--seconds",
+        str(seconds),
+        "--seed",
+        "4",
+        "--fps",
+        str(FPS),
+        "--width",
+        str(W),
+        "--height",
+        str(H),
+        "--quiet",
+        *extra,
+    ]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
@@ -113,7 +137,7 @@ def test_people_pixels_come_from_their_crops(scene):
         covered = np.zeros(video.shape[:3], bool)
         for f, pid, x, y, w, h, *_, vis in _gt(out / cam["gt"]):
             f, x, y, w, h = int(f) - 1, int(x), int(y), int(w), int(h)
-            covered[f, y:y + h, x:x + w] = True
+            covered[f, y : y + h, x : x + w] = True
             if vis < 0.95 or h < 30:
                 continue
             rows, cols = slice(y + h // 5, y + h // 2), slice(x + w // 3, x + 2 * w // 3)
@@ -159,7 +183,11 @@ def test_same_arguments_same_files(scene, tmp_path):
 
 def test_overlapping_and_disjoint_layouts(scene, tmp_path):
     _, s = scene
-    assert {c["name"]: c["overlaps"] for c in s["cameras"]} == {"cam1": ["cam2"], "cam2": ["cam1"], "cam3": []}
+    assert {c["name"]: c["overlaps"] for c in s["cameras"]} == {
+        "cam1": ["cam2"],
+        "cam2": ["cam1"],
+        "cam3": [],
+    }
     disjoint = _render(tmp_path / "disjoint", "--overlap", "0", people=2, cameras=2, seconds=1)
     assert all(c["overlaps"] == [] for c in disjoint["cameras"])
     views = [c["background"] for c in s["cameras"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def tracklet_embedding(features: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Quality-weighted mean of a tracklet's crop embeddings, L2-normalised.
 

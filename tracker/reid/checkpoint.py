@@ -5,7 +5,9 @@
   are removed. The layout (fastreid / fastreid-v1 / paper) is recognised from the parameter names, the
   number of training identities from the classifier shapes.
 * The project's own format is safetensors with the model description in the metadata key ``"mgn"``
-  (JSON: layout, num_classes, global_cls_dim, input height/width, test_flip, identities...).
+  (JSON: layout, num_classes, global_cls_dim, input height/width, test_flip, identities..., and for
+  networks trained here a ``card``: backbone, data, epochs, scores, licence). Layout ``mobilenetv2``
+  is MGN on MobileNetV2 (:mod:`tracker.reid.mobilenet`).
 * Loading is strict: a file that does not fit the network exactly is an :class:`InputError` whose one
   line names the missing, unexpected and mis-shaped entries (first few of each, with counts).
 """
@@ -66,8 +68,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             break
         obj = inner
     if not isinstance(obj, Mapping) or not _is_state_dict(obj):
-        raise InputError(f"{path}: no state dict of tensors found (top-level keys: {_preview(list(obj))})"
-                         if isinstance(obj, Mapping) else f"{path}: not a state dict ({type(obj).__name__})")
+        raise InputError(
+            f"{path}: no state dict of tensors found (top-level keys: {_preview(list(obj))})"
+            if isinstance(obj, Mapping)
+            else f"{path}: not a state dict ({type(obj).__name__})"
+        )
     state = {(k.removeprefix("module.")): v for k, v in obj.items()}
     return state, meta
 
@@ -88,9 +93,22 @@ def _preview(items: list, n: int = SHOW) -> str:
 
 def model_spec(state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Network description of a checkpoint: layout, num_classes, global_cls_dim (metadata wins)."""
+    from tracker.reid import mobilenet
+
+    if meta.get("layout", mobilenet.LAYOUT if "trunk.0.0.weight" in state else None) == mobilenet.LAYOUT:
+        fc = state.get("classifier_b21.weight")
+        return {
+            "layout": mobilenet.LAYOUT,
+            "num_classes": int(fc.shape[0]) if fc is not None else 0,
+            "global_cls_dim": mobilenet.POOLED,
+            "pool": meta.get("pool", "max"),
+            "part_stride": int(meta.get("part_stride", 1)),
+        }
     layout = meta.get("layout") or guess_layout(state, source)
     if layout not in LAYOUTS:
-        raise InputError(f"{source}: unknown MGN layout {layout!r} in its metadata (known: {', '.join(LAYOUTS)})")
+        raise InputError(
+            f"{source}: unknown MGN layout {layout!r} in its metadata (known: {', '.join(LAYOUTS)})"
+        )
     classifier = {
         "paper": PAPER_CLASSIFIERS[3] + ".weight",
         "fastreid": "b21_head.classifier.weight",
@@ -151,7 +169,8 @@ def check_fits(model: MGN, state: Mapping[str, torch.Tensor], source: str) -> No
 
 
 def load_model(path: str | Path, test_flip: bool | None = None) -> tuple[MGN, dict[str, Any]]:
-    """Build the network a checkpoint describes and load it strictly.
+    """Build the network a checkpoint describes (an :class:`MGN` or, for ``layout`` ``mobilenetv2``, an
+    :class:`~tracker.reid.mobilenet.MGNMobileNetV2`) and load it strictly.
 
     ``test_flip`` None takes the checkpoint's metadata or the layout's habit (paper: on, fast-reid: off).
     The network is built on the meta device and takes the checkpoint's tensors as its own (no random
@@ -163,7 +182,14 @@ def load_model(path: str | Path, test_flip: bool | None = None) -> tuple[MGN, di
     if test_flip is None:
         test_flip = bool(meta.get("test_flip", spec["layout"] == "paper"))
     with torch.device("meta"):
-        model = MGN(spec["layout"], spec["num_classes"], spec["global_cls_dim"], test_flip=test_flip)
+        if spec["layout"] == "mobilenetv2":
+            from tracker.reid.mobilenet import MGNMobileNetV2
+
+            model = MGNMobileNetV2(
+                spec["num_classes"], test_flip=test_flip, pool=spec["pool"], part_stride=spec["part_stride"]
+            )
+        else:
+            model = MGN(spec["layout"], spec["num_classes"], spec["global_cls_dim"], test_flip=test_flip)
     load_state(model, state, str(path), assign=True)
     return model.eval(), {**meta, **spec, "test_flip": test_flip}
 
@@ -191,6 +217,7 @@ def save_model(path: str | Path, model: MGN, **meta: Any) -> Path:
         "num_classes": model.num_classes,
         "global_cls_dim": model.global_cls_dim,
         "test_flip": model.test_flip,
+        **({"pool": model.pool, "part_stride": model.part_stride} if hasattr(model, "part_stride") else {}),
         **meta,
     }
     from safetensors.torch import save_file
@@ -198,4 +225,45 @@ def save_model(path: str | Path, model: MGN, **meta: Any) -> Path:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"mgn": json.dumps(info)})
+    return path
+
+
+def record_scores(path: str | Path, results: list[dict]) -> Path:
+    """Put evaluation results (``reid-eval`` dicts) into the model card of a project checkpoint.
+
+    ``card.test_scores`` gets one entry per result (dataset name, level, re-ranking, protocol, Rank-1/5,
+    mAP, mINP, queries); entries for the same dataset, level and re-ranking are replaced. The file is
+    rewritten atomically with the same tensors.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise InputError(f"{path}: only the project's safetensors checkpoints carry a model card")
+    state, meta = read_checkpoint(path)
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{path}: not a checkpoint written by this project (no model card to update)")
+    card = dict(meta.get("card") or {})
+    scores = {(s["data"], s["level"], s["rerank"]): s for s in card.get("test_scores", [])}
+    for r in results:
+        protocol = (
+            "Market-1501 standard (junk and same-camera matches excluded)"
+            if r["level"] == "images"
+            else "tracklets, mean embedding, all against all (same-camera matches excluded)"
+        )
+        if r.get("cross_camera"):
+            protocol += ", cross-camera only"
+        entry = {
+            "data": Path(r["data"]).name,
+            "level": r["level"],
+            "rerank": r["rerank"],
+            "protocol": protocol,
+            **{k: round(float(r[k]), 4) for k in ("rank1", "rank5", "mAP", "mINP")},
+            "queries": r["num_queries"],
+        }
+        scores[(entry["data"], entry["level"], entry["rerank"])] = entry
+    card["test_scores"] = list(scores.values())
+    meta = {**meta, "card": card}
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"mgn": json.dumps(meta)})
     return path

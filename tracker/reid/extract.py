@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from tracker import env
+from tracker.config import ReidConfig
 from tracker.errors import InputError
 from tracker.reid.checkpoint import load_model
-from tracker.config import ReidConfig
 from tracker.reid.mgn import EMBED_DIM, MGN
 from tracker.reid.preprocess import (
     canvas_shape,
@@ -142,8 +142,8 @@ class MGNEmbedder:
             "embedder": self.name,
             "dim": self.dim,
             **self.details,
-            "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})"
-                                          if self.device.type == "cuda" else ""),
+            "device": str(self.device)
+            + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "precision": self.precision,
             "input": [self.height, self.width],
             "interpolation": self.interpolation,
@@ -157,13 +157,18 @@ class MGNEmbedder:
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32),
+        ):
             try:
                 return self._forward(x)
             except Exception as exc:  # torch.compile needs a working compiler toolchain; eager always works
                 if not self.compiled:
                     raise
-                log.warning("reid: torch.compile failed (%s); continuing without it", str(exc).splitlines()[0])
+                log.warning(
+                    "reid: torch.compile failed (%s); continuing without it", str(exc).splitlines()[0]
+                )
                 self._forward, self.compiled = self.model, False
                 return self._forward(x)
 
@@ -248,7 +253,8 @@ def build_mgn_embedder(cfg: ReidConfig, weights: str | Path) -> MGNEmbedder:
 
 def export_onnx(model: MGN, path: str | Path, height: int = 384, width: int = 128, opset: int = 17) -> Path:
     """Export an MGN (eval mode) to ONNX: input ``images`` float32 (batch, 3, height, width) RGB 0..255,
-    output ``features`` (batch, 2048) L2-normalised; the batch axis is dynamic. Needs the ``onnx``
+    output ``features`` (batch, 2048) L2-normalised; the batch axis is dynamic. The metadata key
+    ``reid_preprocess`` says so (read by :class:`tracker.reid.runtime.OnnxEmbedder`). Needs the ``onnx``
     package (the TorchScript-based exporter is used, so ``onnxscript`` is not needed)."""
     import importlib.util
 
@@ -273,4 +279,15 @@ def export_onnx(model: MGN, path: str | Path, height: int = 384, width: int = 12
             dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
             opset_version=opset,
         )
+        import json
+
+        import onnx
+
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key = "reid_preprocess"
+        entry.value = json.dumps(
+            {"colour": "RGB", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "interpolation": "bicubic"}
+        )
+        onnx.save(graph, str(tmp))
     return path

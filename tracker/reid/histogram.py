@@ -100,7 +100,10 @@ def histogram_descriptors(crops: Sequence[np.ndarray]) -> np.ndarray:
     chroma = tables.chroma[sat.astype(np.int32) * 256 + val]  # (N*H, W) float32 in [0, 1]
     chroma_bin = tables.hue_sat_bin[hs] * CHROMA_VAL_BINS + bright
     colour = _region_histograms(
-        [(chroma_bin, chroma * centre), (HUE_BINS * SAT_BINS * CHROMA_VAL_BINS + grey_bin, (1.0 - chroma) * centre)],
+        [
+            (chroma_bin, chroma * centre),
+            (HUE_BINS * SAT_BINS * CHROMA_VAL_BINS + grey_bin, (1.0 - chroma) * centre),
+        ],
         n,
         COLOUR_BINS,
     )
@@ -141,7 +144,9 @@ class _ColourTables:
         h = np.arange(180)
         hue_bin = (h * HUE_BINS) // 180
         sat_bin = np.clip(((s - SAT_LO) / (256.0 - SAT_LO) * SAT_BINS).astype(int), 0, SAT_BINS - 1)
-        self.hue_sat_bin = (hue_bin[:, None] * SAT_BINS + sat_bin[None, :]).astype(np.int16).ravel()  # [h*256+s]
+        self.hue_sat_bin = (
+            (hue_bin[:, None] * SAT_BINS + sat_bin[None, :]).astype(np.int16).ravel()
+        )  # [h*256+s]
 
 
 _TABLES: _ColourTables | None = None

@@ -68,9 +68,15 @@ class IBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Keep channels-last input channels-last (a plain .contiguous() would convert it back and forth).
-        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        fmt = (
+            torch.channels_last
+            if x.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
         a, b = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
-        return torch.cat([self.IN(a.contiguous(memory_format=fmt)), self.BN(b.contiguous(memory_format=fmt))], dim=1)
+        return torch.cat(
+            [self.IN(a.contiguous(memory_format=fmt)), self.BN(b.contiguous(memory_format=fmt))], dim=1
+        )
 
 
 class Bottleneck(nn.Module):
@@ -80,7 +86,12 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, ibn: bool = False
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        ibn: bool = False,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
@@ -131,7 +142,11 @@ class GeM(nn.Module):
 
 def _pool_reduce(relu: bool) -> nn.Sequential:
     """fast-reid's pooling + reduction: GeM, 1x1 conv 2048 -> 256 without bias, BN (+ ReLU)."""
-    layers: list[nn.Module] = [GeM(), nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False), nn.BatchNorm2d(FEAT_DIM)]
+    layers: list[nn.Module] = [
+        GeM(),
+        nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False),
+        nn.BatchNorm2d(FEAT_DIM),
+    ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -159,7 +174,9 @@ class EmbeddingHead(nn.Module):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.pool_layer = GeM()
-        self.bottleneck = nn.Sequential(nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False), _frozen_bias_bn(FEAT_DIM))
+        self.bottleneck = nn.Sequential(
+            nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False), _frozen_bias_bn(FEAT_DIM)
+        )
         self.weight = nn.Parameter(torch.empty(num_classes, FEAT_DIM)) if num_classes else None
 
 
@@ -187,7 +204,11 @@ class MGN(nn.Module):
     """
 
     def __init__(
-        self, layout: str = "fastreid", num_classes: int = 0, global_cls_dim: int = POOLED_DIM, test_flip: bool = False
+        self,
+        layout: str = "fastreid",
+        num_classes: int = 0,
+        global_cls_dim: int = POOLED_DIM,
+        test_flip: bool = False,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -236,7 +257,9 @@ class MGN(nn.Module):
         for i, unit in enumerate(UNITS):
             if layout == "paper":
                 reduction = nn.Sequential(
-                    nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False), nn.BatchNorm2d(FEAT_DIM), nn.ReLU(inplace=True)
+                    nn.Conv2d(POOLED_DIM, FEAT_DIM, 1, bias=False),
+                    nn.BatchNorm2d(FEAT_DIM),
+                    nn.ReLU(inplace=True),
                 )
                 setattr(self, f"reduction_{i}", reduction)
                 if num_classes:
@@ -371,9 +394,13 @@ def load_imagenet_resnet50(model: MGN, state: dict[str, torch.Tensor]) -> None:
                 new[in_key] = value[:half]
             new[bn_key] = value[half:] if value.ndim else value
     missing_backbone = [
-        k for k in target if k not in new and (k.startswith(trunk + ".") or k.split(".")[0] in model._branch_names)
+        k
+        for k in target
+        if k not in new and (k.startswith(trunk + ".") or k.split(".")[0] in model._branch_names)
     ]
     if missing_backbone:
-        raise ValueError(f"ResNet-50 state dict does not cover {len(missing_backbone)} backbone entries, e.g. "
-                         f"{missing_backbone[0]}")
+        raise ValueError(
+            f"ResNet-50 state dict does not cover {len(missing_backbone)} backbone entries, e.g. "
+            f"{missing_backbone[0]}"
+        )
     model.load_state_dict(new, strict=False)

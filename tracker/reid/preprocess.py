@@ -98,7 +98,9 @@ def resize_canvas(
 CV2_MODES = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
 
 
-def resize_on_host(crops: Sequence[np.ndarray], height: int, width: int, mode: str = "bicubic") -> torch.Tensor:
+def resize_on_host(
+    crops: Sequence[np.ndarray], height: int, width: int, mode: str = "bicubic"
+) -> torch.Tensor:
     """CPU path: uint8 BGR crops (already size-limited) -> (N, 3, height, width) float32 RGB 0..255,
     channels-last. OpenCV rounds to uint8 before the conversion (at most 0.5 from the GPU path)."""
     batch = np.empty((len(crops), height, width, 3), np.uint8)
@@ -109,7 +111,11 @@ def resize_on_host(crops: Sequence[np.ndarray], height: int, width: int, mode: s
 
 
 def crops_to_batch(
-    crops: Sequence[np.ndarray], height: int, width: int, device: torch.device | str = "cpu", mode: str = "bicubic"
+    crops: Sequence[np.ndarray],
+    height: int,
+    width: int,
+    device: torch.device | str = "cpu",
+    mode: str = "bicubic",
 ) -> torch.Tensor:
     """uint8 BGR crops of any size -> (N, 3, height, width) float32 RGB 0..255 on ``device``.
 

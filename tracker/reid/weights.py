@@ -21,6 +21,9 @@ from tracker.fsutil import atomic_path
 log = logging.getLogger(__name__)
 
 FASTREID_MGN_FILE = "market_mgn_R50-ibn.pth"
+# The MGN-MobileNetV2 that `reid-train --backbone mobilenetv2` makes from Market-1501; `reid: auto` takes
+# it from the model cache before fast-reid's download (it is never downloaded: research-only data).
+OWN_MGN_FILE = "mgn_mobilenetv2_market1501.safetensors"
 # torchvision's ImageNet ResNet-50 (IMAGENET1K_V1, the weights MGN and fast-reid started from); the
 # hex part of the file name is the start of its sha256.
 RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -52,7 +55,11 @@ def sha256_file(path: str | Path) -> str:
 
 
 def download(
-    url: str, dest: str | Path, sha256: str | None = None, timeout: float = CONNECT_TIMEOUT, progress: bool = True
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+    progress: bool = True,
 ) -> str:
     """Download ``url`` to ``dest`` atomically; return the file's hex sha256.
 
@@ -69,9 +76,18 @@ def download(
             total = int(response.headers.get("Content-Length") or 0)
             digest = hashlib.sha256()
             received = 0
-            with atomic_path(dest) as tmp, open(tmp, "wb") as out, tqdm(
-                total=total or None, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False
-            ) as bar:
+            with (
+                atomic_path(dest) as tmp,
+                open(tmp, "wb") as out,
+                tqdm(
+                    total=total or None,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not progress,
+                    leave=False,
+                ) as bar,
+            ):
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     out.write(chunk)
                     digest.update(chunk)
@@ -82,7 +98,9 @@ def download(
                     raise DownloadError(f"{url}: received {received} of {total} bytes")
                 hexdigest = digest.hexdigest()
                 if sha256 and not hexdigest.startswith(sha256.lower()):
-                    raise DownloadError(f"{url}: sha256 {hexdigest[:12]}... does not match the expected {sha256}")
+                    raise DownloadError(
+                        f"{url}: sha256 {hexdigest[:12]}... does not match the expected {sha256}"
+                    )
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -122,8 +140,9 @@ def resolve_mgn_weights(
     """The MGN checkpoint to use, in the order of ``reid: auto``.
 
     1. ``weights`` (the configured file; missing is an InputError, not a silent fallback);
-    2. ``<model cache>/reid/<file name of url>``;
-    3. a download of ``url`` there, unless offline or ``allow_download`` is False.
+    2. ``<model cache>/reid/`` :data:`OWN_MGN_FILE` (the network ``reid-train`` makes, copied there);
+    3. ``<model cache>/reid/<file name of url>``;
+    4. a download of ``url`` there, unless offline or ``allow_download`` is False.
 
     Returns (path, None) or (None, the reason none could be had).
     """
@@ -132,6 +151,9 @@ def resolve_mgn_weights(
         if not path.is_file():
             raise InputError(f"reid.weights: {path}: file not found")
         return path, None
+    own = reid_cache_dir(cache_dir) / OWN_MGN_FILE
+    if own.is_file():
+        return own, None
     name = url.rstrip("/").rsplit("/", 1)[-1] or FASTREID_MGN_FILE
     return fetch(url, reid_cache_dir(cache_dir) / name, allow_download, sha256, offline)
 
@@ -143,7 +165,12 @@ def resolve_resnet50(
     download into the model cache. Returns (path, None) or (None, why not)."""
     import os
 
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints" / RESNET50_FILE
+    hub = (
+        Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+        / "hub"
+        / "checkpoints"
+        / RESNET50_FILE
+    )
     if hub.is_file():
         return hub, None
     dest = env.cache_dir(cache_dir) / "torchvision" / RESNET50_FILE

@@ -95,11 +95,19 @@ def read_reid_folder(folder: str | Path, split: str = "test") -> tuple[str, list
         raise InputError(f"--crop-split {split}: expected one of {', '.join(SPLITS)}")
     if not root.is_dir():
         raise InputError(f"{root}: crops folder not found")
-    layout = next((name for name, splits in _SPLIT_FOLDERS.items()
-                   if any((root / sub).is_dir() for subs in splits.values() for sub in subs)), None)
+    layout = next(
+        (
+            name
+            for name, splits in _SPLIT_FOLDERS.items()
+            if any((root / sub).is_dir() for subs in splits.values() for sub in subs)
+        ),
+        None,
+    )
     if layout is None:
-        raise InputError(f"{root}: not a ReID crops folder (expected Market-1501 bounding_box_test/, query/, "
-                         f"bounding_box_train/ or MARS bbox_test/, bbox_train/)")
+        raise InputError(
+            f"{root}: not a ReID crops folder (expected Market-1501 bounding_box_test/, query/, "
+            f"bounding_box_train/ or MARS bbox_test/, bbox_train/)"
+        )
     chosen = ("test", "train") if split == "all" else (split,)
     found: list[Identity] = []
     for name in chosen:
@@ -110,12 +118,15 @@ def read_reid_folder(folder: str | Path, split: str = "test") -> tuple[str, list
         by_id: dict[str, dict[int, RealCamera]] = {}
         for (pid, cam), items in sorted(files.items()):
             items.sort(key=lambda item: (item[0], item[1].name))
-            by_id.setdefault(pid, {})[cam] = RealCamera(cam, tuple(p for _, p, _ in items),
-                                                        tuple(g for _, _, g in items))
+            by_id.setdefault(pid, {})[cam] = RealCamera(
+                cam, tuple(p for _, p, _ in items), tuple(g for _, _, g in items)
+            )
         found += [Identity(pid, name, cams) for pid, cams in sorted(by_id.items()) if len(cams) >= 2]
     if not found:
-        raise InputError(f"{root}: no identity of the {split} split has crops from two or more real cameras "
-                         f"({layout} layout)")
+        raise InputError(
+            f"{root}: no identity of the {split} split has crops from two or more real cameras "
+            f"({layout} layout)"
+        )
     return layout, found
 
 
@@ -175,11 +186,13 @@ def person_mask(crop: np.ndarray) -> np.ndarray:
 def _mask_prior(h: int, w: int) -> np.ndarray:
     """(h, w) uint8 GrabCut seed mask of an upright, centred person filling the crop's height."""
     m = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
-    cv2.ellipse(m, (w // 2, round(0.53 * h)), (round(0.34 * w), round(0.47 * h)), 0, 0, 360, cv2.GC_PR_FGD, -1)
+    cv2.ellipse(
+        m, (w // 2, round(0.53 * h)), (round(0.34 * w), round(0.47 * h)), 0, 0, 360, cv2.GC_PR_FGD, -1
+    )
     cv2.ellipse(m, (w // 2, round(0.12 * h)), (round(0.16 * w), round(0.1 * h)), 0, 0, 360, cv2.GC_PR_FGD, -1)
     cv2.ellipse(m, (w // 2, round(0.11 * h)), (round(0.09 * w), round(0.05 * h)), 0, 0, 360, cv2.GC_FGD, -1)
-    m[round(0.2 * h):round(0.55 * h), round(0.36 * w):round(0.64 * w)] = cv2.GC_FGD
-    m[round(0.55 * h):round(0.9 * h), round(0.44 * w):round(0.56 * w)] = cv2.GC_FGD
+    m[round(0.2 * h) : round(0.55 * h), round(0.36 * w) : round(0.64 * w)] = cv2.GC_FGD
+    m[round(0.55 * h) : round(0.9 * h), round(0.44 * w) : round(0.56 * w)] = cv2.GC_FGD
     edge = max(1, w // 24)
     m[:, :edge] = cv2.GC_BGD
     m[:, -edge:] = cv2.GC_BGD
@@ -239,8 +252,11 @@ def _load_clip(real: RealCamera, layout: str) -> _Clip:
         if img is None or min(img.shape[:2]) < 8:
             continue
         if img.shape[0] > _WORK_H:
-            img = cv2.resize(img, (max(8, round(img.shape[1] * _WORK_H / img.shape[0])), _WORK_H),
-                             interpolation=cv2.INTER_AREA)
+            img = cv2.resize(
+                img,
+                (max(8, round(img.shape[1] * _WORK_H / img.shape[0])), _WORK_H),
+                interpolation=cv2.INTER_AREA,
+            )
         images.append(img)
         alphas.append(person_mask(img))
         kept.append(path)
@@ -295,8 +311,9 @@ def _shrink(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _camera_view(rng: np.random.Generator, image: np.ndarray, width: int, height: int
-                 ) -> tuple[np.ndarray, dict]:
+def _camera_view(
+    rng: np.random.Generator, image: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, dict]:
     """One camera's (height, width, 3) view of a background: a window of the camera's aspect ratio,
     82-100 % of the largest that fits, at a random place, mirrored half of the time; and its summary."""
     bh, bw = image.shape[:2]
@@ -306,7 +323,7 @@ def _camera_view(rng: np.random.Generator, image: np.ndarray, width: int, height
     x0 = int(rng.integers(0, bw - ww + 1))
     y0 = int(rng.integers(0, bh - wh + 1))
     flip = bool(rng.random() < 0.5)
-    view = image[y0:y0 + wh, x0:x0 + ww]
+    view = image[y0 : y0 + wh, x0 : x0 + ww]
     if flip:
         view = view[:, ::-1]
     interp = cv2.INTER_AREA if ww > width else cv2.INTER_LINEAR
@@ -325,10 +342,21 @@ class _Source:
     real_camera: dict[str, int]  # virtual camera name -> real camera number
 
 
-def render_composite(out_dir: str | Path, crops: str | Path, background: str | Path | list, cameras: int = 4,
-                     people: int = 14, seconds: float = 40, seed: int = 3, overlap: float = 0.3,
-                     fps: float = 15, width: int = 640, height: int = 360, split: str = "test",
-                     progress: bool = True) -> dict:
+def render_composite(
+    out_dir: str | Path,
+    crops: str | Path,
+    background: str | Path | list,
+    cameras: int = 4,
+    people: int = 14,
+    seconds: float = 40,
+    seed: int = 3,
+    overlap: float = 0.3,
+    fps: float = 15,
+    width: int = 640,
+    height: int = 360,
+    split: str = "test",
+    progress: bool = True,
+) -> dict:
     """Render a semi-real multi-camera scene into ``out_dir`` and return its ``scene.json`` content.
 
     ``crops``: a ReID crops folder (:func:`read_reid_folder`); ``background``: one or more videos, frame
@@ -339,8 +367,10 @@ def render_composite(out_dir: str | Path, crops: str | Path, background: str | P
     render.validate_args(cameras, people, seconds, fps, width, height, overlap)
     layout, identities = read_reid_folder(crops, split)
     if people > len(identities):
-        raise InputError(f"--people {people}: {crops} has only {len(identities)} identities of the {split} split "
-                         f"seen by two or more real cameras")
+        raise InputError(
+            f"--people {people}: {crops} has only {len(identities)} identities of the {split} split "
+            f"seen by two or more real cameras"
+        )
     sources = [background] if isinstance(background, (str, Path)) else list(background)
     if not sources:
         raise InputError("--background: give a video, a frame folder or an image")
@@ -376,19 +406,39 @@ def render_composite(out_dir: str | Path, crops: str | Path, background: str | P
     def frames(fi: int) -> list[np.ndarray]:
         states = [(p, p.state(fi / fps)) for p in crowd]
         states = [(p, s) for p, s in states if s is not None]
-        return [finish(ci, _compose(cam, views[ci][0], states, clip_of, gt[ci], fi + 1))
-                for ci, cam in enumerate(cams)]
+        return [
+            finish(ci, _compose(cam, views[ci][0], states, clip_of, gt[ci], fi + 1))
+            for ci, cam in enumerate(cams)
+        ]
 
     codec = render.write_videos(out, cams, fps, seconds, frames, progress, desc="track-sim (composite)")
     render.write_gt(out, cams, gt)
-    scene = _scene_dict(cams, crowd, gt, clips, views, seed, fps, seconds, overlap, walk_x, doors, codec,
-                        layout, str(crops), split, len(identities), [str(b) for b in sources])
+    scene = _scene_dict(
+        cams,
+        crowd,
+        gt,
+        clips,
+        views,
+        seed,
+        fps,
+        seconds,
+        overlap,
+        walk_x,
+        doors,
+        codec,
+        layout,
+        str(crops),
+        split,
+        len(identities),
+        [str(b) for b in sources],
+    )
     atomic_write_json(out / "scene.json", scene)
     return scene
 
 
-def _compose(cam: Camera, background: np.ndarray, states: list, clip_of, gt_rows: list, frame_no: int
-             ) -> np.ndarray:
+def _compose(
+    cam: Camera, background: np.ndarray, states: list, clip_of, gt_rows: list, frame_no: int
+) -> np.ndarray:
     """One camera's frame before its look: shadows and masked crops far to near; appends the GT rows."""
     H, W = cam.height, cam.width
     frame = background.copy()
@@ -405,8 +455,13 @@ def _compose(cam: Camera, background: np.ndarray, states: list, clip_of, gt_rows
         p, (_, _, phase, _) = states[k]
         foot = feet[k]
         hpx = float(np.hypot(*(heads[k] - foot)))
-        if hpx < 6 or foot[0] + 0.4 * hpx < 0 or foot[0] - 0.4 * hpx >= W or foot[1] - hpx >= H \
-                or foot[1] + 0.05 * hpx < 0:
+        if (
+            hpx < 6
+            or foot[0] + 0.4 * hpx < 0
+            or foot[0] - 0.4 * hpx >= W
+            or foot[1] - hpx >= H
+            or foot[1] + 0.05 * hpx < 0
+        ):
             continue
         clip = clip_of(p, cam)
         image, alpha = clip.at((phase - p.phase0) * p.cycle_m / (2 * math.pi))
@@ -427,18 +482,20 @@ def _compose(cam: Camera, background: np.ndarray, states: list, clip_of, gt_rows
         cx1, cy1 = min(W, ox + size[0]), min(H, oy + size[1])
         if cx1 <= cx0 or cy1 <= cy0:
             continue
-        sub_a = a[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox, None]
-        sub = img[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox].astype(np.float32)
+        sub_a = a[cy0 - oy : cy1 - oy, cx0 - ox : cx1 - ox, None]
+        sub = img[cy0 - oy : cy1 - oy, cx0 - ox : cx1 - ox].astype(np.float32)
         roi = frame[cy0:cy1, cx0:cx1]
         roi[:] = np.clip(roi * (1.0 - sub_a) + sub * sub_a + 0.5, 0, 255).astype(np.uint8)
-        owner[cy0:cy1, cx0:cx1][solid[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]] = k + 1
+        owner[cy0:cy1, cx0:cx1][solid[cy0 - oy : cy1 - oy, cx0 - ox : cx1 - ox]] = k + 1
         drawn.append((k, full, (cx0, cy0, cx1, cy1), box))
     for k, full, (cx0, cy0, cx1, cy1), (bx0, by0, bx1, by1) in drawn:
         shown = int(np.count_nonzero(owner[cy0:cy1, cx0:cx1] == k + 1))
         if shown == 0:
             continue
         x0, y0, x1, y1 = max(0, bx0), max(0, by0), min(W, bx1), min(H, by1)
-        gt_rows.append((frame_no, states[k][0].pid, int(x0), int(y0), int(x1 - x0), int(y1 - y0), shown / full))
+        gt_rows.append(
+            (frame_no, states[k][0].pid, int(x0), int(y0), int(x1 - x0), int(y1 - y0), shown / full)
+        )
     return frame
 
 
@@ -458,10 +515,25 @@ def _shadow(frame: np.ndarray, foot: np.ndarray, hpx: float) -> None:
     roi[:] = (roi * (1.0 - 0.28 * m[..., None])).astype(np.uint8)
 
 
-def _scene_dict(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]], clips: dict, views: list,
-                seed: int, fps: float, seconds: float, overlap: float, walk_x: tuple[float, float],
-                doors: list[float], codec: str, layout: str, crops: str, split: str, available: int,
-                backgrounds: list[str]) -> dict:
+def _scene_dict(
+    cams: list[Camera],
+    crowd: list[Walker],
+    gt: list[list[tuple]],
+    clips: dict,
+    views: list,
+    seed: int,
+    fps: float,
+    seconds: float,
+    overlap: float,
+    walk_x: tuple[float, float],
+    doors: list[float],
+    codec: str,
+    layout: str,
+    crops: str,
+    split: str,
+    available: int,
+    backgrounds: list[str],
+) -> dict:
     frames = render.frame_ranges(cams, crowd, gt)
     cameras = render.camera_entries(cams, fps, walk_x, doors)
     for k, (entry, (_, summary)) in enumerate(zip(cameras, views)):
@@ -473,19 +545,31 @@ def _scene_dict(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]], 
         for cam in cams:
             real = src.real_camera[cam.name]
             clip = clips.get((src.identity.split, src.identity.real_id, real))
-            shown[cam.name] = {"real_camera": real,
-                               "crops": [q.name for q in clip.paths] if clip is not None else []}
-        people.append({
-            "id": p.pid,
-            "height_m": p.height_m,
-            "speed_mps": p.speed_mps(),
-            "path": np.round(p.keys, 3).tolist(),
-            "frames": frames[p.pid],
-            "source": {"real_id": src.identity.real_id, "split": src.identity.split,
-                       "real_cameras": sorted(src.identity.cameras), "cameras": shown},
-        })
+            shown[cam.name] = {
+                "real_camera": real,
+                "crops": [q.name for q in clip.paths] if clip is not None else [],
+            }
+        people.append(
+            {
+                "id": p.pid,
+                "height_m": p.height_m,
+                "speed_mps": p.speed_mps(),
+                "path": np.round(p.keys, 3).tolist(),
+                "frames": frames[p.pid],
+                "source": {
+                    "real_id": src.identity.real_id,
+                    "split": src.identity.split,
+                    "real_cameras": sorted(src.identity.cameras),
+                    "cameras": shown,
+                },
+            }
+        )
     return {
-        "seed": seed, "fps": fps, "seconds": seconds, "width": cams[0].width, "height": cams[0].height,
+        "seed": seed,
+        "fps": fps,
+        "seconds": seconds,
+        "width": cams[0].width,
+        "height": cams[0].height,
         "overlap": overlap,
         "generator": "tracker.synthetic.composite",
         "codec": codec,

@@ -165,8 +165,13 @@ def make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, h
         pitch = math.atan2(h, target - cy)
         R = _rotation(math.radians(rng.uniform(-7, 7)), pitch, math.radians(rng.uniform(-1.5, 1.5)))
         gain = rng.uniform(0.9, 1.1, 3) * rng.uniform(0.85, 1.12)
-        look = Look(gain, float(rng.uniform(0.85, 1.15)), float(rng.uniform(0, 12)),
-                     float(rng.uniform(0.3, 0.9)), float(rng.uniform(1.2, 2.4)))
+        look = Look(
+            gain,
+            float(rng.uniform(0.85, 1.15)),
+            float(rng.uniform(0, 12)),
+            float(rng.uniform(0.3, 0.9)),
+            float(rng.uniform(1.2, 2.4)),
+        )
         cam = Camera(f"cam{k + 1}", width, height, K, R, np.array([0.0, cy, h]), look)
         if k == 0:
             cam.C[0] = 0.0
@@ -186,12 +191,33 @@ def make_cameras(rng: np.random.Generator, n: int, overlap: float, width: int, h
 _SKIN = [(190, 215, 245), (150, 185, 225), (110, 150, 200), (80, 110, 160), (60, 80, 120), (170, 200, 235)]
 _HAIR = [(20, 20, 25), (30, 45, 70), (40, 70, 110), (90, 140, 190), (150, 150, 155), (25, 35, 50)]
 _SHIRT = [
-    (40, 40, 200), (200, 80, 30), (40, 160, 40), (30, 200, 230), (240, 240, 240), (30, 30, 30),
-    (130, 40, 120), (200, 160, 60), (60, 100, 230), (120, 120, 120), (180, 200, 90), (90, 50, 160),
-    (150, 60, 20), (70, 190, 190), (210, 130, 200), (20, 90, 140),
+    (40, 40, 200),
+    (200, 80, 30),
+    (40, 160, 40),
+    (30, 200, 230),
+    (240, 240, 240),
+    (30, 30, 30),
+    (130, 40, 120),
+    (200, 160, 60),
+    (60, 100, 230),
+    (120, 120, 120),
+    (180, 200, 90),
+    (90, 50, 160),
+    (150, 60, 20),
+    (70, 190, 190),
+    (210, 130, 200),
+    (20, 90, 140),
 ]
-_TROUSERS = [(120, 60, 30), (30, 30, 30), (90, 90, 90), (100, 150, 170), (60, 40, 30), (170, 120, 80),
-             (50, 70, 60), (140, 140, 150)]
+_TROUSERS = [
+    (120, 60, 30),
+    (30, 30, 30),
+    (90, 90, 90),
+    (100, 150, 170),
+    (60, 40, 30),
+    (170, 120, 80),
+    (50, 70, 60),
+    (140, 140, 150),
+]
 _ACCENT = [(255, 255, 255), (20, 20, 20), (0, 215, 255), (0, 0, 220), (220, 120, 0), (60, 200, 60)]
 
 
@@ -218,7 +244,9 @@ class _Appearance:
     bag_side: int
 
     def summary(self) -> dict:
-        hexc = lambda c: "#%02x%02x%02x" % (c[2], c[1], c[0])
+        def hexc(c):
+            return f"#{c[2]:02x}{c[1]:02x}{c[0]:02x}"
+
         return {
             "height_m": self.height_m,
             "shirt": hexc(self.shirt),
@@ -242,7 +270,9 @@ def _jitter(rng: np.random.Generator, color: tuple, amount: float) -> tuple:
 
 
 def _random_appearance(rng: np.random.Generator) -> _Appearance:
-    pick = lambda seq: seq[int(rng.integers(len(seq)))]
+    def pick(seq):
+        return seq[int(rng.integers(len(seq)))]
+
     shirt = _jitter(rng, pick(_SHIRT), 12)
     stripes = _jitter(rng, pick(_ACCENT), 8) if rng.random() < 0.3 else None
     logo = _jitter(rng, pick(_ACCENT), 8) if rng.random() < 0.35 else None
@@ -250,25 +280,47 @@ def _random_appearance(rng: np.random.Generator) -> _Appearance:
     return _Appearance(
         height_m=round(float(rng.uniform(1.6, 1.9)), 3),
         build=float(rng.uniform(0.9, 1.12)),
-        skin=pick(_SKIN), hair=pick(_HAIR), long_hair=bool(rng.random() < 0.3),
-        shirt=shirt, long_sleeves=bool(rng.random() < 0.5),
-        stripes=stripes, n_stripes=int(rng.integers(3, 6)),
-        logo=logo, logo_shape=pick(["circle", "square", "triangle"]),
-        trousers=_jitter(rng, pick(_TROUSERS), 10), shorts=bool(rng.random() < 0.2),
+        skin=pick(_SKIN),
+        hair=pick(_HAIR),
+        long_hair=bool(rng.random() < 0.3),
+        shirt=shirt,
+        long_sleeves=bool(rng.random() < 0.5),
+        stripes=stripes,
+        n_stripes=int(rng.integers(3, 6)),
+        logo=logo,
+        logo_shape=pick(["circle", "square", "triangle"]),
+        trousers=_jitter(rng, pick(_TROUSERS), 10),
+        shorts=bool(rng.random() < 0.2),
         shoes=_jitter(rng, pick([(20, 20, 20), (230, 230, 230), (40, 60, 90)]), 6),
-        bag=bag, bag_color=_jitter(rng, pick(_SHIRT), 15), bag_side=int(rng.choice([-1, 1])),
+        bag=bag,
+        bag_color=_jitter(rng, pick(_SHIRT), 15),
+        bag_side=int(rng.choice([-1, 1])),
     )
 
 
 def _near_twin(rng: np.random.Generator, a: _Appearance) -> _Appearance:
     """Someone dressed almost like ``a``: the same clothes with colours a few grey levels apart."""
-    j = lambda c: _jitter(rng, c, 4) if c is not None else None
+
+    def j(c):
+        return _jitter(rng, c, 4) if c is not None else None
+
     return _Appearance(
         height_m=round(float(np.clip(a.height_m + rng.uniform(-0.04, 0.04), 1.6, 1.9)), 3),
-        build=a.build, skin=a.skin, hair=a.hair, long_hair=a.long_hair,
-        shirt=j(a.shirt), long_sleeves=a.long_sleeves, stripes=j(a.stripes), n_stripes=a.n_stripes,
-        logo=j(a.logo), logo_shape=a.logo_shape, trousers=j(a.trousers), shorts=a.shorts,
-        shoes=a.shoes, bag=a.bag if rng.random() < 0.5 else "none", bag_color=j(a.bag_color),
+        build=a.build,
+        skin=a.skin,
+        hair=a.hair,
+        long_hair=a.long_hair,
+        shirt=j(a.shirt),
+        long_sleeves=a.long_sleeves,
+        stripes=j(a.stripes),
+        n_stripes=a.n_stripes,
+        logo=j(a.logo),
+        logo_shape=a.logo_shape,
+        trousers=j(a.trousers),
+        shorts=a.shorts,
+        shoes=a.shoes,
+        bag=a.bag if rng.random() < 0.5 else "none",
+        bag_color=j(a.bag_color),
         bag_side=a.bag_side,
     )
 
@@ -315,8 +367,9 @@ class Walker:
         return round(float(self._dist[-1] / max(1e-9, self.keys[-1, 0] - self.keys[0, 0])), 3)
 
 
-def _make_people(rng: np.random.Generator, n: int, seconds: float, x_range: tuple[float, float],
-                 doors: list[float]) -> list[Walker]:
+def _make_people(
+    rng: np.random.Generator, n: int, seconds: float, x_range: tuple[float, float], doors: list[float]
+) -> list[Walker]:
     """``n`` drawn walkers (:func:`make_walkers`); about one in six is dressed almost like an earlier person."""
     looks: list[_Appearance] = []
     twins: list[int | None] = []
@@ -335,8 +388,13 @@ def _make_people(rng: np.random.Generator, n: int, seconds: float, x_range: tupl
     return people
 
 
-def make_walkers(rng: np.random.Generator, heights: list[float], seconds: float, x_range: tuple[float, float],
-                 doors: list[float]) -> list[Walker]:
+def make_walkers(
+    rng: np.random.Generator,
+    heights: list[float],
+    seconds: float,
+    x_range: tuple[float, float],
+    doors: list[float],
+) -> list[Walker]:
     """One walker per height (ids 1..n in order): most cross the walkway end to end, others come out of or
     go into building doors (``doors``: their x on the far side, at least one).
 
@@ -390,8 +448,15 @@ def make_walkers(rng: np.random.Generator, heights: list[float], seconds: float,
         t0 = lo + (hi - lo) * (slot + rng.uniform(0.1, 0.9)) / n
         keys_a[:, 0] += t0
         height = heights[i]
-        people.append(Walker(int(i) + 1, height, np.round(keys_a, 3), cycle_m=0.8 * height,
-                             phase0=float(rng.uniform(0, 2 * math.pi))))
+        people.append(
+            Walker(
+                int(i) + 1,
+                height,
+                np.round(keys_a, 3),
+                cycle_m=0.8 * height,
+                phase0=float(rng.uniform(0, 2 * math.pi)),
+            )
+        )
     people.sort(key=lambda p: p.pid)
     return people
 
@@ -405,8 +470,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int, a
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
-def _ground_texture(rng: np.random.Generator, x_range: tuple[float, float], y_range: tuple[float, float]
-                    ) -> np.ndarray:
+def _ground_texture(
+    rng: np.random.Generator, x_range: tuple[float, float], y_range: tuple[float, float]
+) -> np.ndarray:
     """(Hy, Wx, 3) uint8 ground texture at ``_PPM`` px/m: grass near the cameras, a kerb, slab paving on
     the walkway, brick paving towards the building."""
     wx = int((x_range[1] - x_range[0]) * _PPM)
@@ -447,10 +513,21 @@ def _wall_texture(rng: np.random.Generator, x_range: tuple[float, float], doors:
     wx = int((x_range[1] - x_range[0]) * _PPM)
     hz = int(_WALL_H * _PPM)
     out = np.zeros((hz, wx, 3), np.uint8)
-    px = lambda x: int(round((x - x_range[0]) * _PPM))
-    pz = lambda z: int(round((_WALL_H - z) * _PPM))
-    facades = [(190, 200, 210), (90, 100, 160), (150, 150, 150), (200, 225, 235), (110, 130, 120),
-               (160, 170, 190)]
+
+    def px(x):
+        return int(round((x - x_range[0]) * _PPM))
+
+    def pz(z):
+        return int(round((_WALL_H - z) * _PPM))
+
+    facades = [
+        (190, 200, 210),
+        (90, 100, 160),
+        (150, 150, 150),
+        (200, 225, 235),
+        (110, 130, 120),
+        (160, 170, 190),
+    ]
     x = x_range[0]
     while x < x_range[1]:
         w = float(rng.uniform(7, 14))
@@ -463,14 +540,18 @@ def _wall_texture(rng: np.random.Generator, x_range: tuple[float, float], doors:
             z0 = 3.2 * floor + 0.3
             wx0 = x + 0.8
             while wx0 + 1.2 < x + w - 0.5:
-                cv2.rectangle(out, (px(wx0) - 3, pz(z0 + 1.7) - 3), (px(wx0 + 1.2) + 3, pz(z0) + 3), frame_c, -1)
+                cv2.rectangle(
+                    out, (px(wx0) - 3, pz(z0 + 1.7) - 3), (px(wx0 + 1.2) + 3, pz(z0) + 3), frame_c, -1
+                )
                 cv2.rectangle(out, (px(wx0), pz(z0 + 1.7)), (px(wx0 + 1.2), pz(z0)), glass, -1)
                 wx0 += spacing
         cv2.rectangle(out, (px(x), pz(3.0)), (px(x + w), pz(2.7)), _jitter(rng, (60, 60, 60), 20), -1)
         cv2.line(out, (px(x), 0), (px(x), hz), (70, 70, 70), 3)
         x += w
     for d in doors:
-        cv2.rectangle(out, (px(d - _DOOR_W / 2) - 4, pz(2.4) - 4), (px(d + _DOOR_W / 2) + 4, hz), (60, 60, 60), -1)
+        cv2.rectangle(
+            out, (px(d - _DOOR_W / 2) - 4, pz(2.4) - 4), (px(d + _DOOR_W / 2) + 4, hz), (60, 60, 60), -1
+        )
         cv2.rectangle(out, (px(d - _DOOR_W / 2), pz(2.3)), (px(d + _DOOR_W / 2), hz), (45, 35, 30), -1)
     return cv2.GaussianBlur(out, (0, 0), 0.8)
 
@@ -517,15 +598,29 @@ def _draw_prop(img: np.ndarray, cam: Camera, prop: _Prop) -> None:
             return
         th = max(1, int(round(cam.K[0, 0] * 2 * r / depth[0])))
         trunk = (40, 60, 80) if prop.kind == "tree" else prop.color
-        cv2.line(img, tuple(np.round(base * _ONE).astype(int)), tuple(np.round(top * _ONE).astype(int)),
-                 trunk, th, cv2.LINE_AA, _SHIFT)
+        cv2.line(
+            img,
+            tuple(np.round(base * _ONE).astype(int)),
+            tuple(np.round(top * _ONE).astype(int)),
+            trunk,
+            th,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
         rad = cam.K[0, 0] * (crown if prop.kind == "tree" else 0.25) / depth[1]
         centre = tuple(np.round(top * _ONE).astype(int))
         col = prop.color if prop.kind == "tree" else (200, 240, 250)
         cv2.circle(img, centre, int(rad * _ONE), col, -1, cv2.LINE_AA, _SHIFT)
         if prop.kind == "tree":
-            cv2.circle(img, tuple(np.round((top - [rad * 0.3, rad * 0.3]) * _ONE).astype(int)),
-                       int(rad * 0.55 * _ONE), tuple(min(255, c + 30) for c in col), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(
+                img,
+                tuple(np.round((top - [rad * 0.3, rad * 0.3]) * _ONE).astype(int)),
+                int(rad * 0.55 * _ONE),
+                tuple(min(255, c + 30) for c in col),
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
         return
     w, d, h = prop.size
     xs, ys = prop.x + np.array([-w, w]) / 2, prop.y + np.array([-d, d]) / 2
@@ -533,7 +628,13 @@ def _draw_prop(img: np.ndarray, cam: Camera, prop: _Prop) -> None:
     uv, depth = cam.project(corners)
     if depth.min() <= 0.5:
         return
-    faces = [(4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5)]  # top, near, far, left, right
+    faces = [
+        (4, 5, 7, 6),
+        (0, 1, 5, 4),
+        (2, 3, 7, 6),
+        (0, 2, 6, 4),
+        (1, 3, 7, 5),
+    ]  # top, near, far, left, right
     shade = [1.15, 0.85, 0.85, 0.7, 0.7]
     centre_depth = [depth[list(f)].mean() for f in faces]
     for fi in np.argsort(centre_depth)[::-1]:
@@ -543,12 +644,28 @@ def _draw_prop(img: np.ndarray, cam: Camera, prop: _Prop) -> None:
     if prop.kind == "planter":
         top = cam.project(np.array([[prop.x, prop.y, h + 0.35]]))[0][0]
         rad = cam.K[0, 0] * 0.6 / depth.mean()
-        cv2.ellipse(img, tuple(np.round(top * _ONE).astype(int)), (int(rad * _ONE), int(rad * 0.7 * _ONE)),
-                    0, 0, 360, (50, 130, 60), -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(
+            img,
+            tuple(np.round(top * _ONE).astype(int)),
+            (int(rad * _ONE), int(rad * 0.7 * _ONE)),
+            0,
+            0,
+            360,
+            (50, 130, 60),
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+        )
 
 
-def _render_background(cam: Camera, ground: np.ndarray, wall: np.ndarray, x_range: tuple[float, float],
-                       y0: float, props: list[_Prop]) -> np.ndarray:
+def _render_background(
+    cam: Camera,
+    ground: np.ndarray,
+    wall: np.ndarray,
+    x_range: tuple[float, float],
+    y0: float,
+    props: list[_Prop],
+) -> np.ndarray:
     """(H, W, 3) uint8 static view: every pixel's ray hits the ground, the building front or the sky;
     the textures are sampled with ``cv2.remap`` and the props drawn on top (they stand beyond the walkway,
     so people are always in front of them)."""
@@ -618,20 +735,41 @@ class _Pen:
         cv2.fillConvexPoly(self.canvas, arr, (*color, 255), cv2.LINE_8, _SHIFT)
 
     def disc(self, c, r: float, color) -> None:
-        cv2.circle(self.canvas, self.pt(*c), max(_ONE // 2, int(round(r * self.hpx * _ONE))), (*color, 255),
-                   -1, cv2.LINE_8, _SHIFT)
+        cv2.circle(
+            self.canvas,
+            self.pt(*c),
+            max(_ONE // 2, int(round(r * self.hpx * _ONE))),
+            (*color, 255),
+            -1,
+            cv2.LINE_8,
+            _SHIFT,
+        )
 
     def arc(self, c, rx: float, ry: float, start: float, end: float, color) -> None:
-        axes = (max(_ONE // 2, int(round(rx * self.hpx * _ONE))), max(_ONE // 2, int(round(ry * self.hpx * _ONE))))
-        cv2.ellipse(self.canvas, self.pt(*c), axes, self.angle, start, end, (*color, 255), -1, cv2.LINE_8, _SHIFT)
+        axes = (
+            max(_ONE // 2, int(round(rx * self.hpx * _ONE))),
+            max(_ONE // 2, int(round(ry * self.hpx * _ONE))),
+        )
+        cv2.ellipse(
+            self.canvas, self.pt(*c), axes, self.angle, start, end, (*color, 255), -1, cv2.LINE_8, _SHIFT
+        )
 
 
 def _shade(color: tuple, k: float) -> tuple:
     return tuple(int(min(255, c * k)) for c in color)
 
 
-def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float, facing: int, side: float,
-                 front: bool, phase: float, walking: bool) -> tuple[np.ndarray, np.ndarray]:
+def _draw_figure(
+    look: _Appearance,
+    foot: np.ndarray,
+    up: np.ndarray,
+    hpx: float,
+    facing: int,
+    side: float,
+    front: bool,
+    phase: float,
+    walking: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw one articulated walker; returns the BGRA canvas (h, w, 4) uint8 and its top-left pixel (2,) int.
 
     ``foot``/``up``: image foot point and unit up direction; ``hpx``: standing height in pixels;
@@ -649,9 +787,12 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
     # the lower ankle stands 0.065 up: the shin's round line cap (half its 0.07 width) ends inside the shoe,
     # whose sole (0.03 below the shoe's centre, itself 0.035 below the ankle) touches the foot point
     hip_b = 0.065 + max(_THIGH * math.cos(t) + _SHIN * math.cos(s) for t, s in legs)
-    sway = (0.012 * math.sin(phase) * (1 - side) if walking else 0.0)
+    sway = 0.012 * math.sin(phase) * (1 - side) if walking else 0.0
     lean = 0.025 * facing * side if walking else 0.0
-    ub = lambda a, b: (a + sway + lean * (b - hip_b) / 0.5, b)
+
+    def ub(a, b):
+        return (a + sway + lean * (b - hip_b) / 0.5, b)
+
     sh_b = hip_b + 0.32
     sw = (0.115 - 0.05 * side) * look.build
     hw = (0.085 - 0.03 * side) * look.build
@@ -665,8 +806,14 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
         ankle = (knee[0] + fwd * _SHIN * math.sin(shin), knee[1] - _SHIN * math.cos(shin))
         pen.line(hip, knee, _shade(look.trousers, dim), 0.08)
         pen.line(knee, ankle, _shade(look.skin if look.shorts else look.trousers, dim), 0.07)
-        pen.arc((ankle[0] + fwd * 0.02, ankle[1] - 0.035), 0.035 + 0.015 * side, 0.03, 0, 360,
-                _shade(look.shoes, dim))
+        pen.arc(
+            (ankle[0] + fwd * 0.02, ankle[1] - 0.035),
+            0.035 + 0.015 * side,
+            0.03,
+            0,
+            360,
+            _shade(look.shoes, dim),
+        )
 
     def arm(i: int, dim: float) -> None:
         swing = -0.7 * amp * math.sin(phase + i * math.pi)
@@ -674,8 +821,10 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
         shoulder = ub(out, sh_b - 0.015)
         elbow = ub(out * 1.05 + fwd * 0.16 * math.sin(swing), sh_b - 0.015 - 0.16 * math.cos(swing))
         bend = swing + 0.35 * side
-        hand = ub(elbow[0] - sway - lean * (elbow[1] - hip_b) / 0.5 + fwd * 0.15 * math.sin(bend),
-                  elbow[1] - 0.15 * math.cos(bend))
+        hand = ub(
+            elbow[0] - sway - lean * (elbow[1] - hip_b) / 0.5 + fwd * 0.15 * math.sin(bend),
+            elbow[1] - 0.15 * math.cos(bend),
+        )
         sleeve = look.shirt if look.long_sleeves else look.skin
         pen.line(shoulder, elbow, _shade(look.shirt, dim), 0.055)
         pen.line(elbow, hand, _shade(sleeve, dim), 0.048)
@@ -687,8 +836,15 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
     back_view = not front and side < 0.5
     if look.bag == "backpack" and not back_view and side >= 0.5:
         bx = -facing * (sw * 0.6)
-        pen.poly([ub(bx, sh_b - 0.02), ub(bx - facing * 0.09, sh_b - 0.03), ub(bx - facing * 0.09, sh_b - 0.2),
-                  ub(bx, sh_b - 0.2)], look.bag_color)
+        pen.poly(
+            [
+                ub(bx, sh_b - 0.02),
+                ub(bx - facing * 0.09, sh_b - 0.03),
+                ub(bx - facing * 0.09, sh_b - 0.2),
+                ub(bx, sh_b - 0.2),
+            ],
+            look.bag_color,
+        )
     far, near = (0, 1) if facing > 0 else (1, 0)
     dim_far = 0.75 if side > 0.3 else 1.0
     arm(far, dim_far)
@@ -707,37 +863,75 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
         if look.logo_shape == "circle":
             pen.disc(c, 0.028, look.logo)
         elif look.logo_shape == "square":
-            pen.poly([(c[0] - 0.025, c[1] + 0.025), (c[0] + 0.025, c[1] + 0.025), (c[0] + 0.025, c[1] - 0.025),
-                      (c[0] - 0.025, c[1] - 0.025)], look.logo)
+            pen.poly(
+                [
+                    (c[0] - 0.025, c[1] + 0.025),
+                    (c[0] + 0.025, c[1] + 0.025),
+                    (c[0] + 0.025, c[1] - 0.025),
+                    (c[0] - 0.025, c[1] - 0.025),
+                ],
+                look.logo,
+            )
         else:
-            pen.poly([(c[0], c[1] + 0.03), (c[0] + 0.03, c[1] - 0.025), (c[0] - 0.03, c[1] - 0.025)], look.logo)
+            pen.poly(
+                [(c[0], c[1] + 0.03), (c[0] + 0.03, c[1] - 0.025), (c[0] - 0.03, c[1] - 0.025)], look.logo
+            )
     if look.bag == "backpack":
         if back_view:
-            pen.poly([ub(-0.075, sh_b - 0.02), ub(0.075, sh_b - 0.02), ub(0.08, sh_b - 0.2), ub(-0.08, sh_b - 0.2)],
-                     look.bag_color)
+            pen.poly(
+                [
+                    ub(-0.075, sh_b - 0.02),
+                    ub(0.075, sh_b - 0.02),
+                    ub(0.08, sh_b - 0.2),
+                    ub(-0.08, sh_b - 0.2),
+                ],
+                look.bag_color,
+            )
         elif side < 0.5:
             for s in (-1, 1):
                 pen.line(ub(s * 0.06, sh_b), ub(s * 0.075, sh_b - 0.16), _shade(look.bag_color, 0.8), 0.018)
     # neck and head
     head_c = ub(0.01 * fwd, sh_b + 0.045 + 0.065)
     if look.long_hair and not back_view:
-        pen.poly([ub(head_c[0] - 0.07, head_c[1]), ub(head_c[0] + 0.07, head_c[1]),
-                  ub(head_c[0] + 0.065 - 0.03 * fwd, sh_b - 0.01), ub(head_c[0] - 0.065 - 0.03 * fwd, sh_b - 0.01)],
-                 look.hair)
+        pen.poly(
+            [
+                ub(head_c[0] - 0.07, head_c[1]),
+                ub(head_c[0] + 0.07, head_c[1]),
+                ub(head_c[0] + 0.065 - 0.03 * fwd, sh_b - 0.01),
+                ub(head_c[0] - 0.065 - 0.03 * fwd, sh_b - 0.01),
+            ],
+            look.hair,
+        )
     pen.line(ub(0, sh_b - 0.01), ub(0.005 * fwd, sh_b + 0.05), look.skin, 0.04)
     pen.disc(head_c, 0.065, look.hair if back_view else look.skin)
     pen.arc(head_c, 0.068, 0.068, 180, 360, look.hair)
     if side >= 0.5:
         pen.arc(head_c, 0.068, 0.068, 90 if facing > 0 else 0, 180 if facing > 0 else 90, look.hair)
     if look.long_hair and back_view:
-        pen.poly([ub(head_c[0] - 0.07, head_c[1]), ub(head_c[0] + 0.07, head_c[1]),
-                  ub(head_c[0] + 0.065, sh_b - 0.04), ub(head_c[0] - 0.065, sh_b - 0.04)], look.hair)
+        pen.poly(
+            [
+                ub(head_c[0] - 0.07, head_c[1]),
+                ub(head_c[0] + 0.07, head_c[1]),
+                ub(head_c[0] + 0.065, sh_b - 0.04),
+                ub(head_c[0] - 0.065, sh_b - 0.04),
+            ],
+            look.hair,
+        )
     if look.bag == "shoulder":
         s = look.bag_side * (1 if front else -1) * (1 - side) + fwd * 0.3
         s = 1.0 if s >= 0 else -1.0
-        pen.line(ub(-s * sw * 0.7, sh_b), ub(s * (hw + 0.03), hip_b + 0.06), _shade(look.bag_color, 0.7), 0.015)
-        pen.poly([ub(s * (hw - 0.01), hip_b + 0.07), ub(s * (hw + 0.075), hip_b + 0.07),
-                  ub(s * (hw + 0.075), hip_b - 0.07), ub(s * (hw - 0.01), hip_b - 0.07)], look.bag_color)
+        pen.line(
+            ub(-s * sw * 0.7, sh_b), ub(s * (hw + 0.03), hip_b + 0.06), _shade(look.bag_color, 0.7), 0.015
+        )
+        pen.poly(
+            [
+                ub(s * (hw - 0.01), hip_b + 0.07),
+                ub(s * (hw + 0.075), hip_b + 0.07),
+                ub(s * (hw + 0.075), hip_b - 0.07),
+                ub(s * (hw - 0.01), hip_b - 0.07),
+            ],
+            look.bag_color,
+        )
     arm(near, 1.0)
     return pen.canvas, pen.origin
 
@@ -748,8 +942,9 @@ def _draw_figure(look: _Appearance, foot: np.ndarray, up: np.ndarray, hpx: float
 # ------------------------------------------------------------------------------------------------ render
 
 
-def validate_args(cameras: int, people: int, seconds: float, fps: float, width: int, height: int,
-              overlap: float) -> None:
+def validate_args(
+    cameras: int, people: int, seconds: float, fps: float, width: int, height: int, overlap: float
+) -> None:
     if not 2 <= cameras <= 6:
         raise InputError(f"--cameras {cameras}: must be between 2 and 6")
     if not 1 <= people <= 500:
@@ -765,7 +960,9 @@ def validate_args(cameras: int, people: int, seconds: float, fps: float, width: 
         raise InputError(f"--overlap {overlap}: must be between 0 and 0.9")
 
 
-def camera_overlaps(cams: list[Camera], x_range: tuple[float, float], doors: list[float]) -> dict[str, list[str]]:
+def camera_overlaps(
+    cams: list[Camera], x_range: tuple[float, float], doors: list[float]
+) -> dict[str, list[str]]:
     """Which cameras share walkable ground (at least 1 m² where a person's foot point is in both images)."""
     xs = np.arange(x_range[0], x_range[1], 0.25)
     ys = np.arange(WALK_Y[0], WALK_Y[1] + 1e-9, 0.25)
@@ -778,16 +975,29 @@ def camera_overlaps(cams: list[Camera], x_range: tuple[float, float], doors: lis
     seen = []
     for cam in cams:
         uv, depth = cam.project(g3)
-        seen.append((depth > 0.5) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0)
-                    & (uv[:, 1] < cam.height))
+        seen.append(
+            (depth > 0.5)
+            & (uv[:, 0] >= 0)
+            & (uv[:, 0] < cam.width)
+            & (uv[:, 1] >= 0)
+            & (uv[:, 1] < cam.height)
+        )
     return {
-        a.name: [b.name for j, b in enumerate(cams) if j != i and np.count_nonzero(seen[i] & seen[j]) * 0.0625 >= 1]
+        a.name: [
+            b.name for j, b in enumerate(cams) if j != i and np.count_nonzero(seen[i] & seen[j]) * 0.0625 >= 1
+        ]
         for i, a in enumerate(cams)
     }
 
 
-def apply_look(frame: np.ndarray, lut: np.ndarray, look: Look, noise_pos: np.ndarray, noise_neg: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def apply_look(
+    frame: np.ndarray,
+    lut: np.ndarray,
+    look: Look,
+    noise_pos: np.ndarray,
+    noise_neg: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Colour balance (LUT), slight blur and sensor noise (a random window of a pre-drawn noise field)."""
     out = cv2.LUT(frame, lut)
     if look.blur > 0.05:
@@ -795,13 +1005,22 @@ def apply_look(frame: np.ndarray, lut: np.ndarray, look: Look, noise_pos: np.nda
     H, W = frame.shape[:2]
     b = int(rng.integers(len(noise_pos)))
     dy, dx = (int(v) for v in rng.integers(0, 16, 2))
-    out = cv2.add(out, noise_pos[b, dy:dy + H, dx:dx + W])
-    return cv2.subtract(out, noise_neg[b, dy:dy + H, dx:dx + W])
+    out = cv2.add(out, noise_pos[b, dy : dy + H, dx : dx + W])
+    return cv2.subtract(out, noise_neg[b, dy : dy + H, dx : dx + W])
 
 
-def render_scene(out_dir: str | Path, cameras: int = 3, people: int = 12, seconds: float = 30, seed: int = 7,
-                 overlap: float = 0.3, fps: float = 15, width: int = 640, height: int = 360,
-                 progress: bool = True) -> dict:
+def render_scene(
+    out_dir: str | Path,
+    cameras: int = 3,
+    people: int = 12,
+    seconds: float = 30,
+    seed: int = 7,
+    overlap: float = 0.3,
+    fps: float = 15,
+    width: int = 640,
+    height: int = 360,
+    progress: bool = True,
+) -> dict:
     """Render a synthetic multi-camera scene into ``out_dir`` and return its ``scene.json`` content.
 
     Writes ``<camera>.mp4``, ``gt/<camera>.txt`` and ``scene.json`` (see the module docstring), each
@@ -830,7 +1049,10 @@ def render_scene(out_dir: str | Path, cameras: int = 3, people: int = 12, second
     def frames(fi: int) -> list[np.ndarray]:
         states = [(p, p.state(fi / fps)) for p in crowd]
         states = [(p, s) for p, s in states if s is not None]
-        return [finish(ci, _draw_frame(cam, backgrounds[ci], states, gt[ci], fi + 1)) for ci, cam in enumerate(cams)]
+        return [
+            finish(ci, _draw_frame(cam, backgrounds[ci], states, gt[ci], fi + 1))
+            for ci, cam in enumerate(cams)
+        ]
 
     codec = write_videos(out, cams, fps, seconds, frames, progress)
     write_gt(out, cams, gt)
@@ -867,8 +1089,9 @@ def place_doors(rng: np.random.Generator, cams: list[Camera]) -> list[float]:
     return doors
 
 
-def camera_finish(cams: list[Camera], r_noise: np.random.Generator, r_frames: np.random.Generator
-                  ) -> Callable[[int, np.ndarray], np.ndarray]:
+def camera_finish(
+    cams: list[Camera], r_noise: np.random.Generator, r_frames: np.random.Generator
+) -> Callable[[int, np.ndarray], np.ndarray]:
     """``finish(camera index, frame) -> frame`` applying that camera's look (:func:`apply_look`).
 
     Draws each camera's sensor-noise fields from ``r_noise`` now (three (H + 16, W + 16, 3) fields, as
@@ -886,16 +1109,24 @@ def camera_finish(cams: list[Camera], r_noise: np.random.Generator, r_frames: np
     return finish
 
 
-def write_videos(out: Path, cams: list[Camera], fps: float, seconds: float,
-                 frames: Callable[[int], list[np.ndarray]], progress: bool, desc: str = "track-sim") -> str:
+def write_videos(
+    out: Path,
+    cams: list[Camera],
+    fps: float,
+    seconds: float,
+    frames: Callable[[int], list[np.ndarray]],
+    progress: bool,
+    desc: str = "track-sim",
+) -> str:
     """Encode ``<camera>.mp4`` for every camera from ``frames(i)`` (0-based frame ``i``: one (H, W, 3) uint8
     BGR image per camera, in ``cams`` order), ``round(seconds * fps)`` frames; returns the codec used."""
     from tqdm import tqdm
 
     n_frames = max(1, round(seconds * fps))
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(open_video(out / f"{c.name}.mp4", c.width, c.height, fps, _CRF))
-                   for c in cams]
+        writers = [
+            stack.enter_context(open_video(out / f"{c.name}.mp4", c.width, c.height, fps, _CRF)) for c in cams
+        ]
         bar = stack.enter_context(tqdm(total=n_frames, desc=desc, unit="frame", disable=not progress))
         for fi in range(n_frames):
             for writer, image in zip(writers, frames(fi)):
@@ -912,7 +1143,9 @@ def write_gt(out: Path, cams: list[Camera], gt: list[list[tuple]]) -> None:
         atomic_write_text(out / "gt" / f"{cam.name}.txt", text)
 
 
-def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list, frame_no: int) -> np.ndarray:
+def _draw_frame(
+    cam: Camera, background: np.ndarray, states: list, gt_rows: list, frame_no: int
+) -> np.ndarray:
     """One camera's frame before its look: shadows, then people far to near; appends the GT rows."""
     H, W = cam.height, cam.width
     frame = background.copy()
@@ -936,13 +1169,14 @@ def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list
         if hpx < 4:
             continue
         top = min(foot[1], head[1]) - 0.1 * hpx
-        if (foot[0] + 0.4 * hpx < 0 or foot[0] - 0.4 * hpx >= W or top >= H or foot[1] + 0.05 * hpx < 0):
+        if foot[0] + 0.4 * hpx < 0 or foot[0] - 0.4 * hpx >= W or top >= H or foot[1] + 0.05 * hpx < 0:
             continue
         vcam = cam.R[:, :2] @ heading
         lateral, toward = vcam[0], -vcam[2]
         side = abs(lateral) / max(1e-9, math.hypot(lateral, vcam[2]))
-        canvas, origin = _draw_figure(p.look, foot, axis / hpx, hpx, 1 if lateral >= 0 else -1, side,
-                                      toward > 0, phase, walking)
+        canvas, origin = _draw_figure(
+            p.look, foot, axis / hpx, hpx, 1 if lateral >= 0 else -1, side, toward > 0, phase, walking
+        )
         # soft shadow on the ground under the feet
         sh_c = tuple(int(round(v * _ONE)) for v in foot)
         sh_ax = (int(0.22 * hpx * _ONE), max(_ONE, int(0.045 * hpx * _ONE)))
@@ -950,7 +1184,9 @@ def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list
         x1, y1 = min(W, int(foot[0] + 0.25 * hpx) + 2), min(H, int(foot[1] + 0.06 * hpx) + 2)
         if x1 > x0 and y1 > y0:
             m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.ellipse(m, (sh_c[0] - x0 * _ONE, sh_c[1] - y0 * _ONE), sh_ax, 0, 0, 360, 1, -1, cv2.LINE_8, _SHIFT)
+            cv2.ellipse(
+                m, (sh_c[0] - x0 * _ONE, sh_c[1] - y0 * _ONE), sh_ax, 0, 0, 360, 1, -1, cv2.LINE_8, _SHIFT
+            )
             roi = frame[y0:y1, x0:x1]
             roi[m > 0] = (roi[m > 0] * 0.72).astype(np.uint8)
         alpha = canvas[..., 3] > 0
@@ -966,7 +1202,7 @@ def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list
         cx1, cy1 = min(W, origin[0] + canvas.shape[1]), min(H, origin[1] + canvas.shape[0])
         if cx1 <= cx0 or cy1 <= cy0:
             continue
-        sub = canvas[cy0 - origin[1]:cy1 - origin[1], cx0 - origin[0]:cx1 - origin[0]]
+        sub = canvas[cy0 - origin[1] : cy1 - origin[1], cx0 - origin[0] : cx1 - origin[0]]
         msk = sub[..., 3] > 0
         if not msk.any():
             continue
@@ -979,29 +1215,54 @@ def _draw_frame(cam: Camera, background: np.ndarray, states: list, gt_rows: list
             continue
         x0, y0 = max(0, bx0), max(0, by0)
         x1, y1 = min(W, bx1), min(H, by1)
-        gt_rows.append((frame_no, states[k][0].pid, int(x0), int(y0), int(x1 - x0), int(y1 - y0), shown / full))
+        gt_rows.append(
+            (frame_no, states[k][0].pid, int(x0), int(y0), int(x1 - x0), int(y1 - y0), shown / full)
+        )
     return frame
 
 
-def _scene_dict(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]], seed: int, fps: float,
-                seconds: float, width: int, height: int, overlap: float, walk_x: tuple[float, float],
-                doors: list[float], codec: str) -> dict:
+def _scene_dict(
+    cams: list[Camera],
+    crowd: list[Walker],
+    gt: list[list[tuple]],
+    seed: int,
+    fps: float,
+    seconds: float,
+    width: int,
+    height: int,
+    overlap: float,
+    walk_x: tuple[float, float],
+    doors: list[float],
+    codec: str,
+) -> dict:
     frames = frame_ranges(cams, crowd, gt)
-    people = [{
-        "id": p.pid,
-        "appearance": p.look.summary(),
-        "dressed_like": p.twin_of,
-        "speed_mps": p.speed_mps(),
-        "path": _round(p.keys, 3),
-        "frames": frames[p.pid],
-    } for p in crowd]
+    people = [
+        {
+            "id": p.pid,
+            "appearance": p.look.summary(),
+            "dressed_like": p.twin_of,
+            "speed_mps": p.speed_mps(),
+            "path": _round(p.keys, 3),
+            "frames": frames[p.pid],
+        }
+        for p in crowd
+    ]
     return {
-        "seed": seed, "fps": fps, "seconds": seconds, "width": width, "height": height,
+        "seed": seed,
+        "fps": fps,
+        "seconds": seconds,
+        "width": width,
+        "height": height,
         "overlap": overlap,
         "generator": "tracker.synthetic.render",
         "codec": codec,
         "units": UNITS,
-        "ground": {"walkway_x": list(walk_x), "walkway_y": list(WALK_Y), "building_y": _WALL_Y, "doors_x": doors},
+        "ground": {
+            "walkway_x": list(walk_x),
+            "walkway_y": list(WALK_Y),
+            "building_y": _WALL_Y,
+            "doors_x": doors,
+        },
         "cameras": camera_entries(cams, fps, walk_x, doors),
         "people": people,
     }
@@ -1014,22 +1275,33 @@ def _round(a, n: int = 6) -> list:
     return np.round(np.asarray(a, np.float64), n).tolist()
 
 
-def camera_entries(cams: list[Camera], fps: float, walk_x: tuple[float, float], doors: list[float]) -> list[dict]:
+def camera_entries(
+    cams: list[Camera], fps: float, walk_x: tuple[float, float], doors: list[float]
+) -> list[dict]:
     """``scene.json``'s ``cameras``: size, homography, projection, position, overlaps, look, file names."""
     overlaps = camera_overlaps(cams, walk_x, doors)
-    return [{
-        "name": cam.name, "width": cam.width, "height": cam.height, "fps": fps, "offset": 0.0,
-        "homography": _round(cam.H, 9),
-        "projection": _round(cam.P, 6),
-        "position": _round(cam.C, 4),
-        "overlaps": overlaps[cam.name],
-        "look": cam.look.summary(),
-        "video": f"{cam.name}.mp4",
-        "gt": f"gt/{cam.name}.txt",
-    } for cam in cams]
+    return [
+        {
+            "name": cam.name,
+            "width": cam.width,
+            "height": cam.height,
+            "fps": fps,
+            "offset": 0.0,
+            "homography": _round(cam.H, 9),
+            "projection": _round(cam.P, 6),
+            "position": _round(cam.C, 4),
+            "overlaps": overlaps[cam.name],
+            "look": cam.look.summary(),
+            "video": f"{cam.name}.mp4",
+            "gt": f"gt/{cam.name}.txt",
+        }
+        for cam in cams
+    ]
 
 
-def frame_ranges(cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]]) -> dict[int, dict[str, list[int]]]:
+def frame_ranges(
+    cams: list[Camera], crowd: list[Walker], gt: list[list[tuple]]
+) -> dict[int, dict[str, list[int]]]:
     """``{person id: {camera: [first frame, last frame]}}`` from the gt rows, cameras in name order."""
     seen: dict[int, dict[str, list[int]]] = {p.pid: {} for p in crowd}
     for cam, rows in zip(cams, gt):
