@@ -119,6 +119,7 @@ def run(
     from tracker.executor import execute
     from tracker.export import export_run
     from tracker.reid import build_embedder
+    from tracker.review import carry_edits
     from tracker.store import write_store
 
     out = Path(out_dir)
@@ -171,6 +172,7 @@ def run(
     t = time.perf_counter()
     with atomic_path(out / "results.sqlite") as tmp:
         write_store(tmp, meta=meta, cameras=[r.info for r in results], tracklets=tracklets, evidence=evidence)
+        carry_edits(out / "results.sqlite", tmp, tracklets, meta)
     timings["store"] = time.perf_counter() - t
     t = time.perf_counter()
     export_run(out)
