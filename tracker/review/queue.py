@@ -484,14 +484,15 @@ def ranked(store: ResultsStore, threshold: float, limit: int | None = None) -> l
         pair = frozenset((q.a, q.b))
         if ga is None or gb is None or pair in stated or pair in seen:
             continue
+        terms = q.terms
         if q.kind == "join":
             if ga != gb:
                 continue
-            p, change = 1.0 - model.p_same(q.kind, q.a, q.b, q.distance, q.terms), q.size
+            p, change = 1.0 - model.p_same(q.kind, q.a, q.b, q.distance, terms), q.size
         else:
             if ga == gb:
                 continue
-            p = model.p_same(q.kind, q.a, q.b, q.distance, q.terms)
+            p = model.p_same(q.kind, q.a, q.b, q.distance, terms)
             change = min(boxes.get(ga, 0), boxes.get(gb, 0))
             if frozenset((ga, gb)) in apart:
                 p *= 0.5

@@ -10,8 +10,8 @@ clustered again among themselves (so an answer never moves a tracklet it is not 
 the neighbours are there to be asked about next):
 
 * ``same`` to two tracklets of different identities: the two identities are joined (both kept whole, the pair
-  between them allowed); if a cannot-link forbids it, both are freed and re-clustered with the new must-link,
-  so that a wrong member of either falls away;
+  between them allowed); if a cannot-link forbids it (a wrong member, or a duplicate track), both are freed
+  and their tracklets clustered again with the new must-link, so that what does not belong falls away;
 * ``different`` to two tracklets of one identity: that identity is freed and re-clustered with the new
   cannot-link (its tracklets among themselves: where a part belongs instead is the next question);
 * an answer that agrees with the association, and ``skip``, change no identity;
@@ -124,12 +124,13 @@ def build_queue(store: ResultsStore, force: bool = False) -> int:
     return len(questions)
 
 
-def refill(store: ResultsStore, focus: set[int] = frozenset()) -> int:
+def refill(store: ResultsStore, focus: set[int] = frozenset(), edit_id: int | None = None) -> int:
     """Look for new partners (:func:`tracker.review.queue.partner_questions`) of the identities ``focus``
     (those an answer just left apart or joined), and, when fewer than :data:`REFILL_BELOW` questions are
     open, of the largest identities no open question is about. Pairs that have an open question or that the
     reviewer separated are passed over, so each search looks further down an identity's list. The questions
-    are added to the queue (derived data, outside the edit log). Returns how many were added."""
+    are added to the queue (derived data; with ``edit_id`` they belong to that edit and go with its undo).
+    Returns how many were added."""
     setting = require_setting(store)
     items = ranked(store, setting.cfg.threshold)
     todo = [g for g in sorted(focus) if store.identity(g) is not None]
@@ -145,7 +146,7 @@ def refill(store: ResultsStore, focus: set[int] = frozenset()) -> int:
     rows = partner_questions(store, setting, todo, cons, pairs, lonely_only=False)
     stated = {frozenset(p) for p in cons.same + cons.different}
     rows = [r for r in rows if frozenset((r[1], r[2])) not in stated]
-    store.add_questions(rows)
+    store.add_questions(rows, edit_id)
     return len(rows)
 
 
@@ -192,11 +193,15 @@ def _reassociate(
     allow: set[frozenset[int]] = frozenset(),
     together: tuple[Key, Key] | None = None,
     prefer: dict[Key, int] | None = None,
+    seeds: list[tuple[Key, Key]] = (),
+    open_to: int | None = None,
 ) -> _Result:
     """Associate the region ``members`` again with the groups ``frozen`` (``(old id, keys)``) kept whole
-    and apart from each other (but the pairs of group indices in ``allow``), and the rest free; turn the
-    result into a :class:`Change`. ``prefer``: the id the cluster holding a key keeps (a merge keeps its
-    id)."""
+    and apart from each other (but the pairs of group indices in ``allow``), and the rest free, clustered
+    among themselves (and with frozen group ``open_to``, when given); turn the result into a
+    :class:`Change`. ``seeds``: must-links for this association only (joined first where no cannot-link
+    forbids it); ``together``: the pair asked to be joined; ``prefer``: the id the cluster holding a key
+    keeps (a merge keeps its id)."""
     keys = [k for ks in members.values() for k in ks]
     inside = set(keys)
     tracklets = store.tracklets(keys=keys, crops=False)
@@ -211,7 +216,8 @@ def _reassociate(
     held = {k for _, group in frozen for k in group}
     for k in keys:  # the freed tracklets are clustered among themselves: no frozen identity changes
         if k not in held:
-            different += [(k, group[0]) for _, group in frozen]
+            different += [(k, group[0]) for i, (_, group) in enumerate(frozen) if i != open_to]
+    same += list(seeds)
     assoc = associate(tracklets, setting.cfg, setting.calibration, Constraints(tuple(same), tuple(different)))
     label = {t.key: int(g) for t, g in zip(tracklets, assoc.global_ids)}
     found: dict[int, list[Key]] = {}
@@ -318,29 +324,41 @@ def _frozen(members: dict[int, list[Key]], free: set[int]) -> list[tuple[int, li
 
 
 def _describe_change(before: dict[int, list[Key]], after: dict[int, list[Key]]) -> str:
-    """The identities a change made, in words: which were joined, which split."""
+    """The identities a change made, in words: which were joined (wholly, or some of their tracklets),
+    which split."""
     old = {k: g for g, ks in before.items() for k in ks}
     new = {k: g for g, ks in after.items() for k in ks}
-    sources = {g: sorted({old[k] for k in ks}) for g, ks in after.items()}
-    targets: dict[int, set[int]] = {}
-    for k, g in old.items():
-        targets.setdefault(g, set()).add(new[k])
-    parts = []
-    for g, src in sorted(sources.items()):
-        if len(src) > 1:
-            parts.append(f"identities {_and(src)} are now identity {g}")
-    for g, dst in sorted(targets.items()):
-        if len(dst) > 1:
-            parts.append(f"identity {g} is now identities {_and(sorted(dst))}")
-    for g in sorted(after):
-        src = sources[g]
-        if len(src) == 1 and src[0] != g and len(targets[src[0]]) == 1:
-            parts.append(f"identity {src[0]} is now identity {g}")
+    parts, partial = [], set()
+    for g, ks in sorted(after.items()):
+        sources = sorted({old[k] for k in ks})
+        if len(sources) < 2:
+            continue
+        if all(set(before[s]) <= set(ks) for s in sources):
+            parts.append(f"identities {_and(sources)} are now identity {g}")
+            continue
+        whole = [s for s in sources if set(before[s]) <= set(ks)]
+        some = [s for s in sources if s not in whole]
+        partial |= set(some)
+
+        names = {s: _and(f"{c}#{t}" for c, t in [k for k in ks if old[k] == s][:4]) for s in some}
+        if whole == [g]:  # an identity that took tracklets from others
+            parts += [f"{names[s]} of identity {s} joined identity {g}" for s in some]
+        else:
+            pieces = [f"identity {s}" for s in whole] + [f"{names[s]} of identity {s}" for s in some]
+            parts.append(f"identity {g} is now {_and(pieces)}")
+    for g, ks in sorted(before.items()):
+        targets = sorted({new[k] for k in ks})
+        if len(targets) > 1 and g not in partial:
+            parts.append(f"identity {g} is now identities {_and(targets)}")
+        elif len(targets) == 1 and targets[0] != g and len({old[k] for k in after[targets[0]]}) == 1:
+            parts.append(f"identity {g} is now identity {targets[0]}")
     return "; ".join(parts) if parts else "no identity changed"
 
 
 def _and(items) -> str:
     items = [str(i) for i in items]
+    if not items:
+        return ""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -392,15 +410,14 @@ def answer(store: ResultsStore, question_id: int, reply: str) -> Outcome:
         result = _reassociate(
             store, setting, cons, members, frozen, {frozenset((index[ga], index[gb]))}, together=(q.a, q.b)
         )
-        if not result.merged:  # a cannot-link keeps the two apart: free both, so a wrong member falls away
-            result = _reassociate(
-                store, setting, cons, members, _frozen(members, {ga, gb}), together=(q.a, q.b)
-            )
+        if not result.merged:  # a cannot-link keeps them apart: free both, so that what is wrong falls away
+            both = _frozen(members, {ga, gb})
+            result = _reassociate(store, setting, cons, members, both, together=(q.a, q.b))
     else:
         result = _reassociate(store, setting, cons, members, _frozen(members, {ga}))
     result.change.answer = q.id
     eid = store.apply_change("answer", params, result.change)
-    refill(store, {g for g, ks in result.clusters.items() if set(ks) != set(members.get(g, []))})
+    refill(store, {g for g, ks in result.clusters.items() if set(ks) != set(members.get(g, []))}, eid)
     return Outcome(eid, f"{pair} are {said}: {_describe_change(members, result.clusters)}.")
 
 

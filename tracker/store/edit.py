@@ -368,17 +368,24 @@ class ResultsStore(Queries):
             db.execute("INSERT OR REPLACE INTO run VALUES ('max_global_id', ?)", (dumps(top),))
             self.refresh_identities(None)
 
-    def add_questions(self, questions: list[tuple]) -> None:
-        """Add open review questions (as in :class:`Change`): derived data, not an edit."""
+    def add_questions(self, questions: list[tuple], edit_id: int | None = None) -> None:
+        """Add open review questions (as in :class:`Change`): derived data, not an edit of their own; with
+        ``edit_id`` (an :meth:`apply_change` edit) they belong to that edit, and its undo removes them."""
         with self._transaction() as db:
-            db.executemany(
-                "INSERT INTO questions (kind, a_camera, a_track, b_camera, b_track, distance, size, reason, "
-                "terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (k, a[0], int(a[1]), b[0], int(b[1]), d, int(n), r, dumps(t))
-                    for k, a, b, d, n, r, t in questions
-                ],
-            )
+            ids = []
+            for k, a, b, d, n, r, t in questions:
+                cur = db.execute(
+                    "INSERT INTO questions (kind, a_camera, a_track, b_camera, b_track, distance, size, "
+                    "reason, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (k, a[0], int(a[1]), b[0], int(b[1]), d, int(n), r, dumps(t)),
+                )
+                ids.append(cur.lastrowid)
+            if edit_id is not None:
+                undo = json.loads(
+                    db.execute("SELECT undo FROM edit_log WHERE id = ?", (edit_id,)).fetchone()[0]
+                )
+                undo["state"]["inserted_questions"] += ids
+                db.execute("UPDATE edit_log SET undo = ? WHERE id = ?", (dumps(undo), edit_id))
 
     def replace_questions(self, questions: list[tuple], state: dict) -> None:
         """Rebuild the review queue: drop every open question, add ``questions`` (as in :class:`Change`) and
