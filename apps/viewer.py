@@ -619,6 +619,7 @@ def page_review(store: ResultsStore, run_dir: Path) -> None:
     if not review.reassociate.queue_built(store):
         with st.spinner("Finding the decisions to ask about (one association of the whole run) ..."):
             review.build_queue(store)
+    review.refill(store)  # the queue running low: look for more partners
     items = review.ranked(store, setting.cfg.threshold)
     answers = [e for e in review.constraints.active_edits(store) if e.action == "answer"]
     st.caption(

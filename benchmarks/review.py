@@ -4,6 +4,7 @@
     python benchmarks/review.py                                   # rendered scenes, the sample scene, devset
     python benchmarks/review.py --seeds 21 22 23 --modes gt e2e   # which rendered scenes, which runs
     python benchmarks/review.py --no-devset --no-sample           # rendered scenes only
+    python benchmarks/review.py --scale 1000 10000 --no-scenes    # seconds per answer against run size
 
 Scenes: ``sample_videos/`` (12 people, 3 cameras) with its gt; 4-camera, 14-person, 40 s scenes rendered by
 ``python -m tracker.synthetic.render --out DIR --cameras 4 --people 14 --seconds 40 --seed S --overlap 0.3``
@@ -12,7 +13,8 @@ semi-real scenes of the identity issue: real re-identification crops on a real b
 lists. Each scene is run by ``track-cameras`` twice (``--modes``): ``gt`` with the ground-truth boxes as
 detections (``--detections gt/<cam>.txt ...``: association is all that is left to get wrong) and ``e2e``
 end to end (the motion detector); both offline (histogram embedder), with the scene's calibration
-(``--calibration scene.json``; ``--no-calibration`` leaves it out) and ``--no-video``.
+(``--calibration scene.json``; ``--no-calibration`` leaves it out) and ``--no-video``. ``--yolo WEIGHTS``
+runs end to end with YOLO instead (for example the OpenVINO export of YOLOv8n).
 
 The reviewer works through the command line exactly as a script would: ``track-review RUN --next --json``,
 then ``--answer ID same|different|skip`` (in this process, through :func:`tracker.review.cli.run_cli`). It
@@ -23,6 +25,13 @@ matches nobody), ``skip`` when neither matches anybody. After each checkpoint th
 :func:`tracker.evaluate.evaluate_run` (TrackEval, ``ALL``: all cameras as one sequence, so a person must keep
 one id across cameras). *oracle* is the IDF1 when every tracklet gets its true person (its majority gt id over
 all its boxes): the best any answers can reach with these tracklets.
+
+``--scale N ...``: synthetic stores of N tracklets (:func:`tracker.synthetic.tracklets.synthetic_scene`, 8
+cameras on 5 zones, 128-d embeddings, people arriving at 1 per second, no pixels) written as the pipeline
+writes them; the time to make the queue (one association of the whole run), the mean time of 10 answers
+(truthful, from the scene's identities; each re-associates only the part of the run it affects), and beside
+it one association of the whole run with the answers' constraints (what re-associating everything would cost
+per answer).
 """
 
 from __future__ import annotations
@@ -55,13 +64,15 @@ def render(scene: Path, seed: int) -> None:
     subprocess.run(cmd, check=True, cwd=REPO)
 
 
-def track(scene: Path, run: Path, mode: str, calibration: bool) -> float:
+def track(
+    scene: Path, run: Path, mode: str, calibration: bool, detector: list[str] = ("--detector", "motion")
+) -> float:
     """Run track-cameras on a scene into ``run`` (reused when it is there); returns its wall seconds."""
     if (run / "run.json").is_file():
         return float(json.loads((run / "run.json").read_text())["timings"]["total"])
     cams = sorted(p.stem for p in (scene / "gt").glob("*.txt"))
     cmd = [sys.executable, "-m", "tracker", "--videos", *(str(scene / f"{c}.mp4") for c in cams)]
-    cmd += ["--out", str(run), "--detector", "motion", "--reid", "histogram", "--offline", "--no-video"]
+    cmd += ["--out", str(run), *detector, "--reid", "histogram", "--offline", "--no-video"]
     cmd += ["--quiet", "--workers", "1"]
     if mode == "gt":
         cmd += ["--detections", *(str(scene / "gt" / f"{c}.txt") for c in cams)]
@@ -196,6 +207,69 @@ def review(run: Path, gt: Path, checkpoints, work: Path) -> dict:
     }
 
 
+def scale_row(n: int, work: Path) -> dict:
+    """Seconds to make the queue and per answer on a synthetic store of ``n`` tracklets (module docstring)."""
+    import dataclasses
+
+    from tracker.association import associate
+    from tracker.config import AssociateConfig, PipelineConfig, to_dict
+    from tracker.review import active_constraints, answer, build_queue, ranked
+    from tracker.store import ResultsStore, write_store
+    from tracker.synthetic.tracklets import synthetic_scene
+    from tracker.types import CameraInfo
+
+    zones = (0, 0, 1, 1, 2, 2, 3, 4)
+    scene = synthetic_scene(
+        int(n / 6 * 1.15) + 10, zones, dim=128, seed=0, rate=1.0, look_alike=0.5, noise=0.7
+    )
+    order = sorted(range(len(scene.tracklets)), key=lambda i: scene.tracklets[i].start_time)[:n]
+    tracklets = [scene.tracklets[i] for i in order]
+    truth = {t.key: int(scene.person[i]) for t, i in zip(tracklets, order)}
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cal = work / "calibration.json"
+    cal.write_text(json.dumps({c: h.tolist() for c, h in scene.calibration.homographies.items()}))
+    cfg = dataclasses.replace(
+        PipelineConfig(), associate=AssociateConfig(links=scene.links, calibration=str(cal))
+    )
+    assoc = associate(tracklets, cfg.associate, scene.calibration)
+    for t, g in zip(tracklets, assoc.global_ids):
+        t.global_id = int(g)
+    last = max(int(t.frames[-1]) for t in tracklets)
+    cams = [
+        CameraInfo(c, c, 640, 360, 5.0, 0.0, last, last, h)
+        for c, h in sorted(scene.calibration.homographies.items())
+    ]
+    meta = {"config": to_dict(cfg), "association": assoc.info}
+    write_store(
+        work / "results.sqlite", meta=meta, cameras=cams, tracklets=tracklets, evidence=assoc.evidence
+    )
+    with ResultsStore.open(work / "results.sqlite") as store:
+        started = time.perf_counter()
+        build_queue(store)
+        build_s = time.perf_counter() - started
+        threshold = cfg.associate.threshold
+        answer_s = []
+        for _ in range(10):
+            q = ranked(store, threshold, limit=1)[0].question
+            started = time.perf_counter()
+            answer(store, q.id, "same" if truth[q.a] == truth[q.b] else "different")
+            answer_s.append(time.perf_counter() - started)
+        cons = active_constraints(store)
+        everything = store.tracklets(crops=False)
+    scale = dataclasses.replace(cfg.associate, appearance_scale=assoc.info["appearance_scale"])
+    started = time.perf_counter()
+    associate(everything, scale, scene.calibration, cons)
+    full_s = time.perf_counter() - started
+    return {
+        "tracklets": n,
+        "build_s": build_s,
+        "answer_s": float(np.mean(answer_s)),
+        "answer_max_s": float(np.max(answer_s)),
+        "full_s": full_s,
+    }
+
+
 def scenes(args) -> list[tuple[str, Path, int]]:
     """(name, scene folder, people) of every scene to run."""
     out = []
@@ -220,18 +294,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sample", dest="sample", action="store_false")
     parser.add_argument("--no-devset", dest="devset", action="store_false")
     parser.add_argument("--no-calibration", dest="calibration", action="store_false")
+    parser.add_argument(
+        "--yolo",
+        type=Path,
+        metavar="WEIGHTS",
+        help="end to end with YOLO (these weights, e.g. an OpenVINO export) instead of the motion detector",
+    )
     parser.add_argument("--answers", type=int, nargs="+", default=list(CHECKPOINTS))
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--scale", type=int, nargs="*", default=[], help="synthetic run sizes (tracklets)")
+    parser.add_argument("--no-scenes", dest="scenes_on", action="store_false", help="only the --scale rows")
     args = parser.parse_args(argv)
+    if args.scale:
+        rows = [scale_row(n, args.runs / "scale") for n in args.scale]
+        print("| tracklets | make the queue (s) | one answer, mean / max (s) | whole run associated (s) |")
+        print("|---|---|---|---|")
+        for r in rows:
+            answers = f"{r['answer_s']:.2f} / {r['answer_max_s']:.2f}"
+            print(f"| {r['tracklets']:,} | {r['build_s']:.1f} | {answers} | {r['full_s']:.1f} |")
+        if not args.scenes_on:
+            return 0
     checkpoints = sorted(set(args.answers) | {0})
     rows = []
-    tag = "cal" if args.calibration else "nocal"
+    tag = ("cal" if args.calibration else "nocal") + ("-yolo" if args.yolo else "")
+    detector = (
+        ["--detector", "yolo", "--detector-weights", str(args.yolo)]
+        if args.yolo
+        else ["--detector", "motion"]
+    )
     for name, scene, people in scenes(args):
         gt = scene / "gt"
         cams = len(list(gt.glob("*.txt")))
         for mode in args.modes:
             run = args.runs / f"{name}-{mode}-{tag}"
-            track_s = track(scene, run, mode, args.calibration)
+            track_s = track(scene, run, mode, args.calibration, detector)
             result = review(run, gt, checkpoints, args.runs / "work")
             best = oracle(args.runs / "work", gt, result["truth"], args.runs / "oracle")
             with open(run / "run.json") as f:

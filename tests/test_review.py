@@ -557,3 +557,33 @@ def test_apply_change_undo_round_trip(run):
         store.undo()
         assert state(store) == before
         assert store.next_global_id() == new + 1  # ids only grow
+
+
+def test_carry_into_a_run_without_association_and_older_edits(tmp_path):
+    """Edits re-applied without association (each tracklet its own identity, joined along the must-links);
+    a merge logged by an older version (no tracklet list) is reported, not dropped silently."""
+    from tests.test_store import make_cameras, make_tracklets, write_test_run
+
+    old = write_test_run(tmp_path / "old", associated=False, with_embedder=False) / "results.sqlite"
+    with ResultsStore.open(old) as store:
+        a, b = store.tracklet_info("cam1", 1).global_id, store.tracklet_info("cam2", 1).global_id
+        store.merge(a, b)  # person 1 in cam1 and cam2
+        store.set_label(a, "courier")
+        store._conn.execute(  # an edit as an older version logged it
+            "INSERT INTO edit_log (time, action, params, undo) VALUES ('t', 'merge', "
+            "'{\"keep\": 3, \"other\": 4}', '{}')"
+        )
+    new = tmp_path / "new.sqlite"
+    tracklets = make_tracklets(associated=False)
+    meta = {"config": {"reid": {"embedder": "none"}}}
+    write_store(new, meta=meta, cameras=make_cameras(), tracklets=tracklets)
+    warnings = review.carry_edits(old, new, tracklets, meta)
+    assert any("logged by an older version" in w for w in warnings)
+    with ResultsStore.open(new) as store:
+        g = store.global_ids_of([("cam1", 1), ("cam2", 1), ("cam1", 2)])
+        assert g[("cam1", 1)] == g[("cam2", 1)] != g[("cam1", 2)]
+        assert store.identity(g[("cam1", 1)]).label == "courier"
+        assert [e.action for e in store.edits()] == ["merge", "label", "merge"]
+        assert set(store.run_value("stale_edits")) == {"3"}
+    assert {t.key: t.global_id for t in tracklets}[("cam2", 1)] == g[("cam1", 1)]  # for the videos
+    assert meta["edits"]["no_longer_apply"] == 1

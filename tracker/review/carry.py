@@ -241,6 +241,10 @@ def _inapplicable(old: ResultsStore, edit, found: dict[Key, Key | None]) -> str 
 
     same, different = edit_pairs(edit)
     pairs = same + different
+    if edit.action == "merge" and "keep_tracklets" not in edit.params:
+        return "logged by an older version without its tracklets, so it cannot be re-applied"
+    if edit.action == "split" and "others" not in edit.params:
+        return "logged by an older version without its tracklets, so it cannot be re-applied"
     if edit.action == "answer" and pairs:
         lost = [f"{k[0]}#{k[1]}" for k in pairs[0] if gone(k)]
         return f"{' and '.join(lost)} not in the new run (other settings?)" if lost else None

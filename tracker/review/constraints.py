@@ -49,7 +49,7 @@ def edit_pairs(edit: Edit) -> tuple[list[Pair], list[Pair]]:
         )
     if edit.action == "merge":
         keys = [key(k) for k in p.get("keep_tracklets", [])] + [key(k) for k in p.get("other_tracklets", [])]
-        return [(keys[0], k) for k in keys[1:]], []
+        return [(keys[0], k) for k in keys[1:]], []  # none for a merge an older version logged
     if edit.action == "split":
         t = (str(p["camera"]), int(p["track_id"]))
         return [], [(t, key(o)) for o in p.get("others", [])]

@@ -2,26 +2,33 @@
 
 Questions come from the association's least certain decisions, each about two tracklets ``a`` and ``b``:
 
-* **join**: a merge of two groups of tracklets (its evidence: the closest pair, the average-linkage distance)
-  close to the threshold: were they right to be joined?
+* **join**: a merge of two groups of tracklets (its evidence: the closest pair, the average-linkage distance):
+  were they right to be joined?
 * **near_miss**: two identities linked by an edge but left apart (:class:`tracker.association.Candidate`),
-  the closest tracklet pair between them;
-* **fit**: a near miss where ``a`` was itself only weakly joined to its own identity, so it fits the other
-  identity almost as well;
-* **one_camera**: an identity seen by one camera only and, in another camera, the identity it would join most
-  easily (its average-linkage distance measured by the association with both kept whole, see
-  :func:`partner_questions`).
+  the closest tracklet pair between them; or, for any identity, a plausible partner the association did not
+  link (:func:`partner_questions`);
+* **fit**: a near miss where ``a`` or ``b`` was itself only weakly joined to its own identity, so it fits the
+  other identity almost as well;
+* **one_camera**: an identity seen by one camera only and an identity seen by another camera that it could be
+  a piece of (:func:`partner_questions`: the association's average-linkage distance with both kept whole).
+
+The whole run's questions are made once (:func:`tracker.review.reassociate.build_queue`); an answer makes
+those about the identities it changed (their joins, a near miss against each neighbour), and when an answer
+rules a partner out, or the queue runs low, the next plausible partners are looked for
+(:func:`tracker.review.reassociate.refill`).
 
 **Order: by how many boxes an answer is expected to move to another identity.** An answer changes the
 identities only when it contradicts the association: ``different`` to a join splits the two groups it joined
 (``size``: the smaller group's boxes at that merge), ``same`` to any other kind joins the two identities (the
-smaller one's boxes). The chance of a contradiction comes from the decision's distance ``d`` against the
-threshold ``t``: ``p_same(d) = 1 / (1 + exp((d - t) / w))`` with ``w = t / 4`` (a pair at the threshold is a
-coin toss; one a full threshold away is 98 % sure), so a question's priority is ``(1 - p_same) * size`` for a
-join and ``p_same * min(boxes of the two identities)`` for the others, halved for two identities that a
-cannot-link keeps apart (only a wrong member of one of them would let them join). Questions whose decision has
-changed under them (a join whose tracklets are no longer together, a near miss since joined) and pairs the
-reviewer already spoke about are not asked.
+smaller one's boxes). The chance of a contradiction is the :class:`AnswerModel`'s: before any answer the
+decision's distance ``d`` against the threshold ``t`` (``1 / (1 + exp((d - t) / (t / 4)))``, a coin toss at
+the threshold, 98 % sure a full threshold away), the association's joins trusted a little more, and on
+calibrated cameras a walk between the two tracklets at an implausible pace trusted less; then whatever this
+run's answers teach it. A question's priority is ``(1 - p_same) * size`` for a join and ``p_same * min(boxes
+of the two identities)`` for the others, halved for two identities that a reviewer's cannot-link keeps apart
+(only a wrong member of one of them would let them join). Questions whose decision has changed under them (a
+join whose tracklets are no longer together, a near miss since joined) and pairs the reviewer already spoke
+about are not asked.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ QuestionRow = tuple  # (kind, a, b, distance, size, reason, terms), as tracker.s
 
 
 def p_same(distance: float | None, threshold: float) -> float:
-    """Probability that a decision at ``distance`` joins one person, before any answer (module docstring)."""
+    """Probability that a near miss at ``distance`` is one person, before any answer (module docstring)."""
     return AnswerModel(threshold).p_same("near_miss", ("a", 0), ("b", 0), distance)
 
 
@@ -63,15 +70,17 @@ class AnswerModel:
     """``p_same`` of a question, learned from this run's answers.
 
     Logistic: ``logit p = b0 + b_join [a join] + b_camera [both tracklets in one camera] + b_lonely [a
-    one_camera question] + b_z z + b_pace pace`` with ``z = (distance - threshold) / (threshold / 4)`` and
-    ``pace = |ln(speed / 1.3 m/s)|``, how far the walk from one tracklet to the other is from a pedestrian's
-    typical pace (0 when unknown: uncalibrated, or a gap under 2 s). Before any answer the coefficients are
-    their prior means ``(0, 0, 0, 0, -1, -1)``: the distance against the threshold (the module docstring's
-    formula), and a walk at twice or half the usual pace halving the odds. Each answer (same: 1, different: 0;
-    skips are left out) moves them by maximum a posteriori fitting with Gaussian priors (standard deviations
-    1, 1, 1, 1, 0.5, 1), so that the queue learns what this footage is like: for example that people rarely
-    come back to the same camera, or that an identity seen by one camera only is usually a piece of someone
-    seen by others.
+    one_camera question] + b_z z + b_fast fast + b_slow slow`` with ``z = (distance - threshold) / (threshold
+    / 4)``, and ``fast`` / ``slow`` how many times (natural log) faster / slower than a pedestrian's typical
+    1.3 m/s the straight walk from one tracklet to the other would be (both 0 when unknown: uncalibrated, or a
+    gap under 2 s). Before any answer the coefficients are their prior means ``(0, 1, 0, 0.5, -1, -2.5,
+    -0.5)``: the distance against the threshold (the module docstring's formula), the association's joins and
+    one-camera identities' partners trusted a little more, a walk at twice the usual pace cutting the odds
+    about six times (people rarely run between cameras; slower is common: they stop or take a detour). Each
+    answer (same: 1, different: 0; skips are left out) moves them by maximum a posteriori fitting with
+    Gaussian priors (standard deviations 1, 1, 1.5, 1, 0.5, 1, 1), so that the queue learns what this footage
+    is like: for example that people rarely come back to the same camera (or often do), or that the
+    appearance distances between its cameras run high.
     """
 
     PRIOR_MEAN = np.array([0.0, 1.0, 0.0, 0.5, -1.0, -2.5, -0.5])
@@ -314,18 +323,18 @@ def partner_questions(
         members = store.identity_keys([g] + alike[:PARTNERS])
         tracklets = store.tracklets(keys=[k for ks in members.values() for k in ks], crops=False)
         by_key = {t.key: t for t in tracklets}
-        kind = "one_camera" if lonely else "near_miss"
         scored = []
         for o in alike[:PARTNERS]:
             found = joined(tracklets, cfg, setting.calibration, members[g], members[o], constraints)
             if found is None:
                 continue
             a, b, distance, edges = found
+            kind = "one_camera" if lonely and a[0] != b[0] else "near_miss"
             terms = pair_terms(by_key[a], by_key[b], setting.calibration)
             gain = model.p_same(kind, a, b, distance, terms) * min(boxes.get(g, 0), boxes.get(o, 0))
-            scored.append((-gain, o, a, b, distance, edges, terms))
-        for _, _, a, b, distance, edges, terms in sorted(scored)[:PARTNERS_ASKED]:
-            where = f"Seen by {ident.cameras[0]} only; a" if lonely else f"Identity {g}: a"
+            scored.append((-gain, o, kind, a, b, distance, edges, terms))
+        for _, _, kind, a, b, distance, edges, terms in sorted(scored)[:PARTNERS_ASKED]:
+            where = f"Seen by {ident.cameras[0]} only; a" if kind == "one_camera" else f"Identity {g}: a"
             out.append(
                 (
                     kind,
@@ -381,7 +390,7 @@ def near_miss_row(
     module docstring and its reason in words."""
     (ca, cb), (na, nb) = identity_cameras, identity_sizes
     kind = "near_miss"
-    if (len(ca) == 1 and cb - ca) or (len(cb) == 1 and ca - cb):
+    if a[0] != b[0] and ((len(ca) == 1 and cb - ca) or (len(cb) == 1 and ca - cb)):
         kind = "one_camera"
     elif max(na, nb) > 1 and distance - own_join <= FIT_MARGIN * threshold:
         kind = "fit"
