@@ -1,7 +1,10 @@
 """Review UI over a run directory: see, search and correct global identities.
 
 Start it with ``track-view RUN_DIR_or_RUNS_DIR`` (which sets ``TRACK_VIEW_PATH`` and runs Streamlit bound
-to 127.0.0.1). Pages: Overview, Identities (gallery), Identity detail, Cameras, Search, Corrections.
+to 127.0.0.1). Pages: Overview, Review (the association's least certain decisions, one question at a time,
+keys S / D / K, U to undo), Identities (gallery), Identity detail, Cameras, Search, Corrections (merge, take
+out, label, picked by their pictures). Every answer and correction goes into the store's edit log and the
+exports (MOT files, identities.csv, mtmc.txt) are written again at once.
 
 Everything shown comes from ``RUN_DIR/results.sqlite`` and files inside the run directory (run.json,
 metrics.json, videos/<camera>.mp4), plus the camera sources the store records; no page reads a path a
@@ -20,20 +23,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from tracker import review
 from tracker.annotate import draw_boxes
 from tracker.errors import InputError
 from tracker.export import export_run
+from tracker.review.queue import TITLES
 from tracker.search import embed_query, run_embedder, search
 from tracker.store import SORT_KEYS, ResultsStore, decode_image
 from tracker.view import DB_NAME, PATH_ENV, find_runs, read_frame, run_file
 
-PAGES = ("Overview", "Identities", "Identity detail", "Cameras", "Search", "Corrections")
+PAGES = ("Overview", "Review", "Identities", "Identity detail", "Cameras", "Search", "Corrections")
 GALLERY_PAGE_SIZE = 24
 GALLERY_COLUMNS = 4
 CAMERA_COLUMNS = 2
 THUMB_WIDTH = 560  # overview thumbnails (shown at half this)
 DRAW_WIDTH = 640  # camera frames are drawn at this width, with lines thick enough to read when shown small
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
+STRIP_HEIGHT = 200  # review and correction crops: tall enough to judge clothing
+CARD_HEIGHT = 150  # gallery crops
+STRIP_CROPS = 6  # crops per tracklet in a review strip
+GAP = 10  # pixels between the crops of a strip
+METRIC_KEYS = ("HOTA", "IDF1", "MOTA", "IDSW")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -77,6 +87,47 @@ def identity_picker(store: ResultsStore, key: str, label: str = "Global id") -> 
     return int(st.number_input(label, min_value=0, step=1, key=key))
 
 
+def strip(images: list[np.ndarray], height: int, gap: int = GAP) -> np.ndarray | None:
+    """Crops side by side, each scaled to ``height`` rows, ``gap`` pixels of page-grey between them: one
+    ``uint8 (height, W, 3)`` BGR image (None for no crops)."""
+    import cv2
+
+    parts = []
+    for img in images:
+        if img is None or not img.size:
+            continue
+        h, w = img.shape[:2]
+        scaled = cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_CUBIC)
+        if parts:
+            parts.append(np.full((height, gap, 3), 245, np.uint8))
+        parts.append(scaled)
+    return np.concatenate(parts, axis=1) if parts else None
+
+
+def identity_strip(store: ResultsStore, global_id: int, height: int = STRIP_HEIGHT, per_track: int = 2):
+    """The crops of an identity for picking it: the best crops of each of its tracklets (one person, whole
+    body), at most 8, as one strip (None when it has no crops)."""
+    crops = []
+    for t in store.tracklet_infos(global_id):
+        crops += [c.crop.image for c in store.crop_choices(t.camera, t.track_id, per_track)]
+        if len(crops) >= 8:
+            break
+    return strip(crops[:8], height)
+
+
+def identity_name(store: ResultsStore, global_id: int) -> str:
+    """``#5 courier · cam1, cam2 · 12.0–40.5 s`` (or the id alone when it is gone)."""
+    ident = store.identity(global_id)
+    return f"#{global_id}" if ident is None else ident_words(ident)
+
+
+def ident_words(ident) -> str:
+    """An :class:`~tracker.store.Identity` in words: id, label, cameras, time span."""
+    label = f" {ident.label}" if ident.label else ""
+    cams = ", ".join(ident.cameras)
+    return f"#{ident.global_id}{label} · {cams} · {ident.first_time:.1f}–{ident.last_time:.1f} s"
+
+
 def draw_identities(image: np.ndarray, xyxy: np.ndarray, ids: list[int], labels: list[str]) -> np.ndarray:
     """Boxes (N, 4) xyxy on a copy of ``image`` resized to DRAW_WIDTH, drawn as in the annotated videos but
     with lines and labels thick enough to read in a half-page column."""
@@ -93,11 +144,47 @@ def attempt(action, *args):
         return None
 
 
-def describe(info) -> str:
-    """One line of a detector's or embedder's info (a dict of settings, or a plain value)."""
-    if isinstance(info, dict):
-        return ", ".join(f"{k}: {v}" for k, v in info.items() if v is not None)
-    return str(info)
+DETECTOR_WORDS = {
+    "yolo": "YOLO person detector (ultralytics)",
+    "motion": "motion detector (OpenCV background subtraction, for static cameras)",
+    "hog": "HOG pedestrian detector (OpenCV)",
+    "file": "detections read from MOT files",
+    "detections": "detections read from MOT files",
+}
+EMBEDDER_WORDS = {
+    "mgn": "MGN re-identification network",
+    "histogram": "colour and texture histograms (offline descriptor, no network)",
+}
+
+
+def detector_words(info) -> str:
+    """A detector's run.json entry in words: what it is, then its weights and device when known."""
+    if not isinstance(info, dict):
+        return DETECTOR_WORDS.get(str(info), str(info))
+    name = str(info.get("detector") or info.get("name") or "unknown")
+    extra = [
+        f"{k} {Path(str(v)).name if k == 'weights' else v}"
+        for k, v in info.items()
+        if k in ("weights", "device") and v
+    ]
+    return DETECTOR_WORDS.get(name, name) + (f" ({', '.join(extra)})" if extra else "")
+
+
+def embedder_words(info) -> str:
+    """An embedder's run.json entry in words."""
+    if not info:
+        return "none: identities are matched by time and place only"
+    if not isinstance(info, dict):
+        return str(info)
+    name = str(info.get("embedder"))
+    extra = []
+    if info.get("weights"):
+        extra.append(f"weights {Path(str(info['weights'])).name}")
+    if info.get("dim"):
+        extra.append(f"{info['dim']}-d vectors")
+    if info.get("device"):
+        extra.append(f"on {info['device']}")
+    return EMBEDDER_WORDS.get(name, name) + (f" ({', '.join(extra)})" if extra else "")
 
 
 def seconds(t: float) -> str:
@@ -157,26 +244,52 @@ def page_overview(store: ResultsStore, run_dir: Path) -> None:
 
     st.subheader("Models")
     detectors = meta.get("detectors") or {}
-    st.write("Detector: " + ("; ".join(f"{k}: {describe(v)}" for k, v in detectors.items()) or "unknown"))
-    embedder = meta.get("embedder")
-    st.write("Embedder: " + (describe(embedder) if embedder else "none (no appearance features)"))
+    groups: dict[str, list[str]] = {}
+    for cam, info in detectors.items():
+        groups.setdefault(detector_words(info), []).append(cam)
+    lines = [f"{words} on {', '.join(cams)}" for words, cams in groups.items()] or ["unknown"]
+    st.markdown("**Detector:** " + "; ".join(lines))
+    if meta.get("detector_fallback"):
+        st.caption(f"The detector fell back: {meta['detector_fallback']}")
+    st.markdown("**Appearance:** " + embedder_words(meta.get("embedder")))
+    if meta.get("embedder_fallback"):
+        st.caption(f"The embedder fell back: {meta['embedder_fallback']}")
+    for w in meta.get("warnings") or []:
+        st.warning(w.get("message", "") if isinstance(w, dict) else w)
 
     run_json = run_file(run_dir, "run.json")
     if run_json.is_file():
         timings = json.loads(run_json.read_text()).get("timings")
         if timings:
-            st.subheader("Timings (s)")
-            st.dataframe(pd.DataFrame([timings]), hide_index=True)
+            st.subheader("Timings")
+            st.table(
+                pd.DataFrame({"stage": list(timings), "seconds": [f"{v:.1f}" for v in timings.values()]})
+            )
     metrics = run_file(run_dir, "metrics.json")
     if metrics.is_file():
-        st.subheader("Metrics (metrics.json)")
-        st.json(json.loads(metrics.read_text()), expanded=False)
+        st.subheader("Metrics")
+        data = json.loads(metrics.read_text())
+        rows = [
+            ("all cameras as one (multi-camera)", data.get("ALL")),
+            ("per-camera pooled", data.get("COMBINED")),
+        ]
+        rows += [(cam, m) for cam, m in (data.get("cameras") or {}).items()]
+        table = [
+            {"": name, **{k: (f"{m[k]:.1%}" if k != "IDSW" else str(m[k])) for k in METRIC_KEYS if k in m}}
+            for name, m in rows
+            if m
+        ]
+        st.table(pd.DataFrame(table).set_index(""))
+        st.caption(
+            "HOTA, IDF1 and MOTA as TrackEval computes them (track-eval); IDSW: identity switches. "
+            "The first row scores all cameras as one sequence, so a person must keep one id across cameras."
+        )
 
 
 def page_identities(store: ResultsStore, run_dir: Path) -> None:
     st.header("Identities")
     cams = [c.name for c in store.cameras()]
-    c = st.columns([2, 1, 1, 2, 2, 1])
+    c = st.columns([2, 1, 1, 2, 2, 1.3])
     camera = c[0].selectbox("Seen by camera", ["(any)"] + cams, key="g_camera")
     min_cams = c[1].number_input("Min cameras", 1, max(1, len(cams)), 1, key="g_min_cameras")
     min_dur = c[2].number_input("Min seconds", 0.0, None, 0.0, 1.0, key="g_min_duration")
@@ -205,10 +318,9 @@ def page_identities(store: ResultsStore, run_dir: Path) -> None:
             with col.container(border=True):
                 st.markdown(f"**#{ident.global_id}** {ident.label}")
                 shown = crops.get(ident.global_id, [])
-                if shown:
-                    st.image(
-                        [img for _, img in shown], caption=[cam for cam, _ in shown], channels="BGR", width=64
-                    )
+                picture = strip([img for _, img in shown[:3]], CARD_HEIGHT)
+                if picture is not None:
+                    st.image(picture, channels="BGR", caption=" · ".join(cam for cam, _ in shown[:3]))
                 st.caption(
                     f"{ident.num_cameras} camera(s) · {ident.num_tracklets} tracklet(s) · "
                     f"{ident.first_time:.1f}–{ident.last_time:.1f} s"
@@ -220,6 +332,7 @@ def page_identities(store: ResultsStore, run_dir: Path) -> None:
                     on_click=goto,
                     args=("Identity detail",),
                     kwargs={"identity": ident.global_id},
+                    width="stretch",
                 )
                 b2.button(
                     "Search",
@@ -227,6 +340,15 @@ def page_identities(store: ResultsStore, run_dir: Path) -> None:
                     on_click=goto,
                     args=("Search",),
                     kwargs={"s_mode": "Pick a stored crop", "s_identity": ident.global_id},
+                    width="stretch",
+                )
+                st.button(
+                    "Correct",
+                    key=f"fix_{ident.global_id}",
+                    on_click=goto,
+                    args=("Corrections",),
+                    kwargs={"c_keep": ident.global_id},
+                    width="stretch",
                 )
 
 
@@ -272,43 +394,29 @@ def page_identity(store: ResultsStore, run_dir: Path) -> None:
     st.subheader("Timeline")
     st.altair_chart(chart, width="stretch")
 
+    st.button(
+        "Correct this identity", key="d_fix", on_click=goto, args=("Corrections",), kwargs={"c_keep": gid}
+    )
     st.subheader("Crops")
     for t in tracklets:
-        crops = store.crops(t.camera, t.track_id)
+        choices = store.crop_choices(t.camera, t.track_id, STRIP_CROPS)
         st.markdown(
             f"**{t.camera} / track {t.track_id}**: frames {t.first_frame}–{t.last_frame}, "
             f"{seconds(t.first_time)}–{seconds(t.last_time)}"
         )
-        if crops:
-            st.image(
-                [c.image for c in crops],
-                caption=[f"frame {c.frame}" for c in crops],
-                channels="BGR",
-                width=64,
-            )
-        else:
+        picture = strip([c.crop.image for c in choices], CARD_HEIGHT)
+        if picture is None:
             st.caption("no crops stored")
+        else:
+            st.image(picture, channels="BGR", caption=" · ".join(f"frame {c.crop.frame}" for c in choices))
 
-    st.subheader("Evidence")
+    st.subheader("Why these tracklets are one person")
     evidence = store.evidence(gid)
     if not evidence:
         st.caption("No evidence: a single tracklet, or association did not run.")
-    else:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "a": f"{e.a[0]}/{e.a[1]}",
-                        "b": f"{e.b[0]}/{e.b[1]}",
-                        "distance": None if e.distance is None else round(e.distance, 4),
-                        "reason": e.reason,
-                        **{k: round(v, 4) for k, v in e.terms.items()},
-                    }
-                    for e in evidence
-                ]
-            ),
-            hide_index=True,
-        )
+    for e in evidence:
+        distance = "" if e.distance is None else f" · distance {e.distance:.2f}"
+        st.markdown(f"**{e.a[0]} / track {e.a[1]} and {e.b[0]} / track {e.b[1]}**{distance}  \n{e.reason}")
 
 
 def shift_time(delta: float, lo: float, hi: float) -> None:
@@ -450,72 +558,272 @@ def page_search(store: ResultsStore, run_dir: Path) -> None:
     )
 
 
+class State(str):
+    """A callback argument read from the session when the button is clicked (a widget's value then), not
+    when it was drawn (which may be before the user typed)."""
+
+
+def act(run_dir: Path, action: str, *args) -> None:
+    """Button callback: one answer or correction (:mod:`tracker.review`), then the exports written again.
+    Its message (or the one-line error) is kept in the session for the next script run to show."""
+    args = tuple(st.session_state.get(a) if isinstance(a, State) else a for a in args)
+    func = {
+        "answer": review.answer,
+        "merge": review.merge,
+        "split": review.split,
+        "label": review.label,
+        "undo": review.undo,
+    }[action]
+    try:
+        with ResultsStore.open(run_file(run_dir, DB_NAME)) as store:
+            outcome = func(store, *args)
+        export_run(run_dir)
+        st.session_state["notice"] = ("success", f"{outcome.message} Files re-exported.")
+    except InputError as exc:
+        st.session_state["notice"] = ("error", str(exc))
+
+
+def show_notice() -> None:
+    kind, text = st.session_state.pop("notice", (None, None))
+    if kind == "success":
+        st.success(text)
+    elif kind == "error":
+        st.error(text)
+
+
+def stale_warnings(store: ResultsStore) -> None:
+    """Corrections that no longer apply after the run was computed again, in words."""
+    stale = store.run_value("stale_edits", {})
+    if stale:
+        st.warning(
+            "Corrections made before this run was computed again that no longer apply: "
+            + "; ".join(
+                f"edit {eid}: {reason}" for eid, reason in sorted(stale.items(), key=lambda i: int(i[0]))
+            )
+        )
+
+
+def page_review(store: ResultsStore, run_dir: Path) -> None:
+    st.header("Review")
+    show_notice()
+    setting = review.run_setting(store)
+    if setting is None:
+        st.info(
+            "Association did not run for this run (track-cameras --no-associate), so there is nothing to "
+            "review: each tracklet is its own identity. Join or take apart identities in Corrections."
+        )
+        return
+    for w in setting.warnings:
+        st.warning(w)
+    stale_warnings(store)
+    if not review.reassociate.queue_built(store):
+        with st.spinner("Finding the decisions to ask about (one association of the whole run) ..."):
+            review.build_queue(store)
+    review.refill(store)  # the queue running low: look for more partners
+    items = review.ranked(store, setting.cfg.threshold)
+    answers = [e for e in review.constraints.active_edits(store) if e.action == "answer"]
+    st.caption(
+        f"{len(answers)} answered · {len(items)} open · {store.count_identities():,} identities. "
+        "The question most likely to change the identities comes first; every answer is kept as a "
+        "constraint and the files are written again at once."
+    )
+    if not items:
+        st.success("Nothing left to ask: every decision the association was unsure about has an answer.")
+    else:
+        question(store, run_dir, items[0], setting.cfg.threshold)
+        with st.expander(f"Next questions ({len(items) - 1})"):
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "question": r.question.id,
+                            "kind": TITLES[r.question.kind],
+                            "a": f"{r.question.a[0]}#{r.question.a[1]} (identity {r.global_ids[0]})",
+                            "b": f"{r.question.b[0]}#{r.question.b[1]} (identity {r.global_ids[1]})",
+                            "distance": r.question.distance,
+                            "boxes at stake": r.change,
+                        }
+                        for r in items[1:51]
+                    ]
+                ),
+                hide_index=True,
+            )
+    if answers:
+        st.subheader("Answers so far")
+        for e in reversed(answers[-10:]):
+            c1, c2 = st.columns([6, 1])
+            c1.markdown(f"{e.id}. {review.describe(e).capitalize()} · {e.time}")
+            c2.button("Undo", key=f"r_undo_{e.id}", on_click=act, args=(run_dir, "undo", e.id))
+
+
+def question(store: ResultsStore, run_dir: Path, r, threshold: float) -> None:
+    """One question: both tracklets as strips of crops, the evidence in words, the three answers."""
+    q = r.question
+    st.subheader(f"Are these the same person? · {TITLES[q.kind]}")
+    cols = st.columns(2)
+    for col, side, k, gid in ((cols[0], "A", q.a, r.global_ids[0]), (cols[1], "B", q.b, r.global_ids[1])):
+        with col.container(border=True):
+            info = store.tracklet_info(*k)
+            st.markdown(f"**{side}: {k[0]} · track {k[1]}** · identity {identity_name(store, gid)}")
+            if info is not None:
+                st.caption(
+                    f"{seconds(info.first_time)} to {seconds(info.last_time)} on the common clock · "
+                    f"frames {info.first_frame}–{info.last_frame}"
+                )
+            choices = store.crop_choices(*k, STRIP_CROPS)
+            picture = strip([c.crop.image for c in choices], STRIP_HEIGHT)
+            if picture is None:
+                st.caption("no crops stored for this tracklet")
+            else:
+                st.image(
+                    picture, channels="BGR", caption=" · ".join(f"frame {c.crop.frame}" for c in choices)
+                )
+    st.info(q.reason)
+    together = r.global_ids[0] == r.global_ids[1]
+    st.caption(
+        ("They are one identity now. " if together else "They are two identities now. ")
+        + (
+            f"Distance {q.distance:.2f} against the threshold {threshold:.2f}; "
+            if q.distance is not None
+            else ""
+        )
+        + f"an answer that disagrees moves about {r.change:,} boxes ({r.p_flip:.0%} likely)."
+    )
+    b = st.columns(4)
+    b[0].button(
+        "Same person",
+        key="r_same",
+        shortcut="S",
+        type="primary",
+        on_click=act,
+        args=(run_dir, "answer", q.id, "same"),
+    )
+    b[1].button(
+        "Different",
+        key="r_different",
+        shortcut="D",
+        on_click=act,
+        args=(run_dir, "answer", q.id, "different"),
+    )
+    b[2].button("Skip", key="r_skip", shortcut="K", on_click=act, args=(run_dir, "answer", q.id, "skip"))
+    b[3].button("Undo last", key="r_undo", shortcut="U", on_click=act, args=(run_dir, "undo", None))
+    st.caption("Keys: S same person · D different · K skip · U undo the last answer.")
+
+
+def identity_choice(store: ResultsStore, key: str, label: str, options: dict[int, str]) -> int | None:
+    """A selectbox of identities (``options``: id -> its words) with the chosen one's crops under it."""
+    if not options:
+        return None
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = next(iter(options))
+    gid = st.selectbox(label, list(options), key=key, format_func=options.__getitem__)
+    picture = identity_strip(store, gid, CARD_HEIGHT)
+    if picture is not None:
+        st.image(picture, channels="BGR")
+    return gid
+
+
+def partner_of(store: ResultsStore, gid: int, options) -> int:
+    """The identity most worth merging ``gid`` with: the other side of its most likely open review question,
+    else the first identity that could be the same person (no camera sees both at once)."""
+    setting = review.run_setting(store)
+    if setting is not None and review.reassociate.queue_built(store):
+        for r in review.ranked(store, setting.cfg.threshold):
+            ga, gb = r.global_ids
+            if ga != gb and gid in (ga, gb):
+                return gb if ga == gid else ga
+    for g in options:
+        if g != gid:
+            try:
+                store.check_merge(gid, g)
+                return g
+            except InputError:
+                continue
+    return next((g for g in options if g != gid), gid)
+
+
 def page_corrections(store: ResultsStore, run_dir: Path) -> None:
     st.header("Corrections")
-    notice = st.empty()  # filled at the end, after this run's correction or export
+    show_notice()
+    stale_warnings(store)
+    options = {i.global_id: ident_words(i) for i in store.identities()}
+    if not options:
+        st.info("This run has no identities.")
+        return
 
-    st.subheader("Merge two identities")
-    first = store.identities(limit=2)
-    if len(first) == 2:
-        st.session_state.setdefault("c_keep", first[0].global_id)
-        st.session_state.setdefault("c_other", first[1].global_id)
-    if first:
-        st.session_state.setdefault("c_label_id", first[0].global_id)
-    c = st.columns(3)
-    keep = c[0].number_input("Keep identity", min_value=0, step=1, key="c_keep")
-    other = c[1].number_input("Merge this identity into it", min_value=0, step=1, key="c_other")
-    if c[2].button("Merge", key="c_merge"):
-        if attempt(store.merge, int(keep), int(other)) is not None:
-            st.success(f"Merged identity {int(other)} into {int(keep)}.")
+    st.subheader("Merge two identities into one")
+    c = st.columns(2)
+    with c[0]:
+        keep = identity_choice(store, "c_keep", "Keep this identity", options)
+    partner = partner_of(store, keep, options)
+    if st.session_state.get("c_other") in (keep, None) or st.session_state.get("c_other_for") != keep:
+        st.session_state["c_other"] = partner
+        st.session_state["c_other_for"] = keep
+    with c[1]:
+        other = identity_choice(store, "c_other", "and merge this one into it", options)
+    st.button(
+        f"Merge #{other} into #{keep}",
+        key="c_merge",
+        type="primary",
+        disabled=keep == other,
+        on_click=act,
+        args=(run_dir, "merge", State("c_keep"), State("c_other")),
+    )
 
-    st.subheader("Split a tracklet into a new identity")
-    c = st.columns(3)
-    cams = [cam.name for cam in store.cameras()]
-    if first:
-        first_tracklet = store.tracklet_infos(first[0].global_id)[0]
-        st.session_state.setdefault("c_split_camera", first_tracklet.camera)
-        st.session_state.setdefault("c_split_track", first_tracklet.track_id)
-    camera = c[0].selectbox("Camera", cams, key="c_split_camera")
-    track = c[1].number_input("Track id", min_value=0, step=1, key="c_split_track")
-    if c[2].button("Split", key="c_split"):
-        new = attempt(store.split, camera, int(track))
-        if new is not None:
-            st.success(f"Tracklet {camera}/{int(track)} is now identity {new}.")
+    st.subheader("Take a tracklet out of its identity")
+    split_id = identity_choice(store, "c_split_identity", "Identity", options)
+    tracklets = store.tracklet_infos(split_id)
+    if len(tracklets) < 2:
+        st.caption("This identity has one tracklet: nothing to take out.")
+    for t in tracklets if len(tracklets) > 1 else []:
+        c1, c2 = st.columns([5, 1])
+        picture = strip([ch.crop.image for ch in store.crop_choices(t.camera, t.track_id, 4)], 110)
+        with c1:
+            st.markdown(
+                f"**{t.camera} / track {t.track_id}** · {seconds(t.first_time)}–{seconds(t.last_time)}"
+            )
+            if picture is not None:
+                st.image(picture, channels="BGR")
+        c2.button(
+            "Take out",
+            key=f"c_split_{t.camera}_{t.track_id}",
+            on_click=act,
+            args=(run_dir, "split", t.camera, t.track_id),
+        )
 
     st.subheader("Label an identity")
-    c = st.columns(3)
-    gid = c[0].number_input("Identity", min_value=0, step=1, key="c_label_id")
-    text = c[1].text_input("Label (empty clears it)", key="c_label_text")
-    if c[2].button("Set label", key="c_label"):
-        if attempt(store.set_label, int(gid), text) is not None:
-            st.success(f"Identity {int(gid)} labelled '{text.strip()}'.")
+    c = st.columns([3, 3, 1])
+    with c[0]:
+        identity_choice(store, "c_label_id", "Identity", options)
+    c[1].text_input("Label (empty clears it)", key="c_label_text")
+    c[2].button(
+        "Set label",
+        key="c_label",
+        on_click=act,
+        args=(run_dir, "label", State("c_label_id"), State("c_label_text")),
+    )
 
     c = st.columns(2)
-    if c[0].button("Undo last correction", key="c_undo"):
-        edit = store.undo()
-        st.success(f"Undid {edit.action} {edit.params}." if edit else "Nothing to undo.")
-    if c[1].button("Re-export files", key="c_export", type="primary"):
+    c[0].button("Undo last correction", key="c_undo", on_click=act, args=(run_dir, "undo", None))
+    if c[1].button("Re-export files", key="c_export"):
         paths = export_run(run_dir)
         names = ", ".join(p.relative_to(run_dir).as_posix() for p in paths)
         st.success(f"Wrote {len(paths)} files: {names}")
 
-    csv = run_file(run_dir, "identities.csv")
-    db = run_file(run_dir, DB_NAME)
-    if not csv.is_file() or csv.stat().st_mtime < db.stat().st_mtime:
-        notice.warning("The exported files are older than the last change of the database: re-export them.")
-
     edits = store.edits()
     st.subheader("Edit log")
     if edits:
+        stale = store.run_value("stale_edits", {})
         st.dataframe(
             pd.DataFrame(
                 [
                     {
-                        "id": e.id,
+                        "edit": e.id,
                         "time": e.time,
-                        "action": e.action,
-                        "details": json.dumps(e.params),
-                        "undone": e.undone,
+                        "what": review.describe(e),
+                        "state": "undone"
+                        if e.undone
+                        else ("no longer applies" if str(e.id) in stale else "in force"),
                     }
                     for e in edits
                 ]
@@ -527,7 +835,18 @@ def page_corrections(store: ResultsStore, run_dir: Path) -> None:
 
 
 PAGE_FUNCS = dict(
-    zip(PAGES, (page_overview, page_identities, page_identity, page_cameras, page_search, page_corrections))
+    zip(
+        PAGES,
+        (
+            page_overview,
+            page_review,
+            page_identities,
+            page_identity,
+            page_cameras,
+            page_search,
+            page_corrections,
+        ),
+    )
 )
 
 

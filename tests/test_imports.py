@@ -40,6 +40,7 @@ RANKS = {
     "tracker.annotate": 14,
     "tracker.evaluate": 14,
     "tracker.search": 15,
+    "tracker.review": 15,
     "tracker.synthetic": 16,
     "tracker.pipeline": 17,
     "tracker.cli": 18,

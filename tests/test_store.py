@@ -332,20 +332,20 @@ def test_schema_versions(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="version 9 is newer.*upgrade multicam-tracker"):
         ResultsStore.open(path)
     _set_version(path, 0)
-    with pytest.raises(InputError, match=r"version 0 is older.*\(2\); re-create it by running track-cameras"):
+    with pytest.raises(InputError, match=r"version 0 is older.*\(3\); re-create it by running track-cameras"):
         ResultsStore.open(path)
     # A registered migration is applied in place, in a transaction.
-    _set_version(path, 2)
-    monkeypatch.setattr("tracker.store.schema.SCHEMA_VERSION", 3)
+    _set_version(path, 3)
+    monkeypatch.setattr("tracker.store.schema.SCHEMA_VERSION", 4)
     monkeypatch.setattr(
-        "tracker.store.schema.MIGRATIONS", {2: "ALTER TABLE identities ADD COLUMN note TEXT;"}
+        "tracker.store.schema.MIGRATIONS", {3: "ALTER TABLE identities ADD COLUMN note TEXT;"}
     )
     with pytest.raises(InputError, match="open it writable once"):
         ResultsStore.open(path, readonly=True)
     with ResultsStore.open(path) as store:
         assert store.count_identities() == 5
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(identities)")]
     conn.close()
 
@@ -365,9 +365,27 @@ def test_version_1_store_is_migrated(tmp_path):
         assert [store.mot_rows(c.name).tolist() for c in store.cameras()] == rows
     conn = sqlite3.connect(path)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2 and "detections" not in names
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3 and "detections" not in names
     assert {"track_boxes", "track_boxes_frame", "track_boxes_global", "track_boxes_tracklet"} <= names
+    assert "questions" in names  # and on to 3
     conn.close()
+
+
+def test_version_2_store_is_migrated_with_its_edits(tmp_path):
+    """Schema 2 had no review queue; opening a schema-2 store writable adds the (empty) questions table and
+    keeps its edit log."""
+    path = write_test_run(tmp_path / "run", with_embedder=False) / "results.sqlite"
+    with ResultsStore.open(path) as store:
+        store.set_label(3, "guard")
+        log = [(e.id, e.action, e.params) for e in store.edits()]
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE questions; PRAGMA user_version = 2;")
+    conn.close()
+    with pytest.raises(InputError, match="open it writable once"):
+        ResultsStore.open(path, readonly=True)
+    with ResultsStore.open(path) as store:
+        assert store.questions() == [] and [(e.id, e.action, e.params) for e in store.edits()] == log
+        assert store.identity(3).label == "guard"
 
 
 def _state(store: ResultsStore) -> tuple:

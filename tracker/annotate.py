@@ -20,6 +20,15 @@ def id_colour(identity: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
 
 
+LABEL_HEIGHT = 13  # pixels of label text at the smallest size, readable on a 360-row video
+
+
+def text_colour(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on a BGR background colour (Rec. 601 luma)."""
+    b, g, r = colour
+    return (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 140 else (255, 255, 255)
+
+
 def draw_boxes(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -29,28 +38,34 @@ def draw_boxes(
 ) -> np.ndarray:
     """Draw ``boxes`` (N, 4) xyxy with filled id labels on a copy of ``image``.
 
-    ``size`` scales lines and text (default: with the frame height, 1.0 at 720 rows); labels stay inside
-    the image when a box touches its top edge.
+    ``size`` scales lines and text (default: with the frame height, 1.0 up to 540 rows, so that a label is
+    at least :data:`LABEL_HEIGHT` pixels tall, bold, in black or white on the id's colour); a label sits above
+    its box, inside the image when the box touches an edge.
     """
     out = image.copy()
-    size = max(image.shape[0] / 720.0, 0.4) if size is None else size
-    line, text_px, pad = max(1, round(2 * size)), max(1, round(size)), max(2, round(4 * size))
+    h_img, w_img = image.shape[:2]
+    size = max(h_img / 540.0, 1.0) if size is None else size
+    line = max(2, round(2 * size))
+    scale = 0.55 * size
+    thick = max(2, round(1.6 * size))
+    pad = max(3, round(4 * size))
     for i, (box, ident) in enumerate(zip(boxes, ids)):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         colour = id_colour(ident)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, line)
         text = labels[i] if labels else str(ident)
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * size, text_px)
-        top = max(y1, th + pad)
-        cv2.rectangle(out, (x1, top - th - pad), (x1 + tw + pad, top), colour, -1)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        left = min(max(x1, 0), max(w_img - tw - 2 * pad, 0))
+        top = max(y1 - th - base - 2 * pad, 0)  # above the box, or inside it at the top edge
+        cv2.rectangle(out, (left, top), (left + tw + 2 * pad, top + th + base + 2 * pad), colour, -1)
         cv2.putText(
             out,
             text,
-            (x1 + pad // 2, top - pad // 2 - 1),
+            (left + pad, top + pad + th),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.5 * size,
-            (0, 0, 0),
-            text_px,
+            scale,
+            text_colour(colour),
+            thick,
             cv2.LINE_AA,
         )
     return out

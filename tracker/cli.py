@@ -40,6 +40,7 @@ SWITCHES = {  # store_true flags -> (config key, value when given)
     "no_associate": ("associate.enabled", False),
     "no_video": ("output.annotated_video", False),
     "force": ("execution.force", True),
+    "discard_edits": ("output.discard_edits", True),
     "offline": ("models.offline", True),
     "strict": ("video.strict", True),
 }
@@ -140,7 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="recompute every camera, ignoring the stage cache in RUN_DIR/cache",
+        help="recompute every camera, ignoring the stage cache in RUN_DIR/cache (corrections are kept)",
+    )
+    p.add_argument(
+        "--discard-edits",
+        action="store_true",
+        help="drop the corrections (merges, splits, labels, review answers) of a previous run in RUN_DIR "
+        "instead of re-applying them (the old edit log is saved as RUN_DIR/discarded-edits.json)",
     )
     p.add_argument(
         "--strict",

@@ -72,6 +72,10 @@ class _Checked:
             right = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
             self._fail(name, " and ".join(x for x in (left, right) if x))
 
+    def _bool(self, name: str) -> None:
+        if not isinstance(getattr(self, name), bool):
+            self._fail(name, "true or false")
+
     def _choice(self, name: str, options: tuple[str, ...]) -> None:
         if getattr(self, name) not in options:
             self._fail(name, "one of " + ", ".join(options))
@@ -370,10 +374,20 @@ class AssociateConfig(_Checked):
 
 @dataclass(frozen=True)
 class OutputConfig(_Checked):
-    """What a run writes besides the results store and its exports."""
+    """What a run writes besides the results store and its exports.
+
+    ``discard_edits``: a run into a directory that holds corrections (merges, splits, labels, review
+    answers) normally keeps them and re-applies them to the new results; true drops them (the old edit log is
+    saved as ``discarded-edits.json``).
+    """
 
     SECTION: ClassVar[str] = "output"
     annotated_video: bool = True
+    discard_edits: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("annotated_video", "discard_edits"):
+            self._bool(name)
 
 
 @dataclass(frozen=True)

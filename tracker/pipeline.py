@@ -287,7 +287,17 @@ def run(
             }
             with run_dir.staging() as stage:
                 write_outputs(
-                    stage, meta, results, tracklets, evidence, sources, cfg, progress, timings, started
+                    stage,
+                    meta,
+                    results,
+                    tracklets,
+                    evidence,
+                    sources,
+                    cfg,
+                    progress,
+                    timings,
+                    started,
+                    previous=run_dir.path("results.sqlite"),
                 )
                 run_dir.commit(stage, OUTPUTS, meta["run_id"])
     return meta
@@ -304,11 +314,14 @@ def write_outputs(
     progress: bool,
     timings: dict[str, float],
     started: float,
+    previous: Path,
 ) -> None:
-    """Write the run's outputs into the staging folder ``stage``, in order: the results store, its exports,
+    """Write the run's outputs into the staging folder ``stage``, in order: the results store (with the
+    corrections of the store at ``previous``, the run directory's last one, carried over), its exports,
     the annotated videos, then run.json (``meta`` with timings since ``started`` and peak memory added).
     Nothing here is seen by readers until :meth:`RunDir.commit`."""
     from tracker.export import write_exports
+    from tracker.review import carry_edits
     from tracker.store import ResultsStore, write_store
 
     t = time.perf_counter()
@@ -316,9 +329,8 @@ def write_outputs(
     write_store(
         store_path, meta=meta, cameras=[r.info for r in results], tracklets=tracklets, evidence=evidence
     )
+    carry_edits(previous, store_path, tracklets, meta)  # the user's corrections, before any export
     timings["store"] = time.perf_counter() - t
-    # The store is complete here: a step that changes it (a user's corrections carried over from the previous
-    # run's store, RUN_DIR/results.sqlite) belongs here, before the exports are made from it.
     t = time.perf_counter()
     with ResultsStore.open(store_path, readonly=True) as store:
         write_exports(store, stage)

@@ -1,5 +1,6 @@
 """The review app (apps/viewer.py) under Streamlit's AppTest: every page renders from a small run the
-tests write through ResultsStore, corrections change the exports, bad input is one st.error line."""
+tests write through ResultsStore, answers and corrections change the exports, bad input is one st.error
+line."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.test_review import write_review_run
 from tests.test_store import LAYOUT, need_embedder, person_colours, person_crop, write_test_run
 from tracker.export import export_run
+from tracker.store import ResultsStore
 from tracker.view import PATH_ENV
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "viewer.py"
@@ -52,15 +55,33 @@ def test_overview(monkeypatch, run_dir):
     detections = sum(f1 - f0 + 1 for *_, f0, f1 in LAYOUT)
     assert [m.value for m in at.metric] == ["3", "10", "5", f"{detections:,}"]
     assert "Run run" in texts(at.header)
-    assert "Detector: cam1: test" in texts(at.markdown)
+    assert "**Detector:** test on cam1, cam2, cam3" in texts(at.markdown)
+    assert "**Appearance:** none" in texts(at.markdown)
     assert "source not readable here" in texts(at.caption)  # the recorded sources do not exist here
+
+
+def test_overview_metrics_table_and_models_in_words(monkeypatch, tmp_path):
+    run, _ = write_review_run(tmp_path / "run")
+    scores = {"HOTA": 0.61, "IDF1": 0.734, "MOTA": 0.8, "IDSW": 7, "DetA": 0.5}
+    metrics = {"cameras": {"cam1": scores, "cam2": scores}, "COMBINED": scores, "ALL": scores}
+    (run / "metrics.json").write_text(__import__("json").dumps(metrics))
+    at = start(monkeypatch, run)
+    table = at.table[0].value
+    assert list(table.columns) == ["HOTA", "IDF1", "MOTA", "IDSW"]
+    assert list(table.index) == ["all cameras as one (multi-camera)", "per-camera pooled", "cam1", "cam2"]
+    assert table.loc["cam1", "IDF1"] == "73.4%" and table.loc["cam1", "IDSW"] == "7"
+    assert not at.json  # no raw JSON tree
+    words = texts(at.markdown)
+    assert (
+        "motion detector (OpenCV background subtraction" in words and "colour and texture histograms" in words
+    )
 
 
 def test_gallery_filter_sort_and_open(monkeypatch, run_dir):
     at = show(start(monkeypatch, run_dir), "Identities")
     cards = [m.value.strip() for m in at.markdown if m.value.startswith("**#")]
     assert cards == ["**#1**", "**#2**", "**#3**", "**#4**", "**#5**"]
-    assert len(at.image) == 5
+    assert len(at.image) == 5  # one strip of crops (a crop a camera) per card
     at.selectbox(key="g_camera").set_value("cam3").run()
     at.selectbox(key="g_sort").set_value("num_cameras").run()
     at.checkbox(key="g_desc").check().run()
@@ -79,8 +100,9 @@ def test_identity_detail(monkeypatch, run_dir):
     assert texts(at.header) == "Identity 2"
     assert len(at.get("vega_lite_chart")) == 1
     assert "cam1 / track 2" in texts(at.markdown) and "cam3 / track 3" in texts(at.markdown)
-    evidence = at.dataframe[0].value
-    assert list(evidence["reason"]) == ["appearance and transit time"] * 2
+    evidence = [m.value for m in at.markdown if "track 2 and" in m.value or "track 3 and" in m.value]
+    assert len(evidence) == 2 and all(e.endswith("appearance and transit time") for e in evidence)
+    assert not at.dataframe  # the reasons are text in full, not a table cell that cuts them
     at.number_input(key="identity").set_value(42).run()
     assert "no identity 42" in texts(at.warning)
 
@@ -109,32 +131,92 @@ def test_corrections_merge_export_undo(monkeypatch, run_dir):
     mot3 = run_dir / "mot" / "cam3.txt"
     before = mot3.read_text()
     at = show(start(monkeypatch, run_dir), "Corrections")
-    at.number_input(key="c_keep").set_value(4)
-    at.number_input(key="c_other").set_value(5)
+    # the defaults are a merge that can be made: identity 1 and an identity no camera sees with it
+    keep, other = at.selectbox(key="c_keep").value, at.selectbox(key="c_other").value
+    assert keep == 1 and other != 1
+    assert len(at.image) >= 3  # each choice shows its crops
+    at.selectbox(key="c_keep").set_value(4).run()
+    at.selectbox(key="c_other").set_value(5).run()
     at.button(key="c_merge").click().run()
-    assert "Merged identity 5 into 4" in texts(at.success)
-    assert "older than the last change" in texts(at.warning)
-    at.button(key="c_export").click().run()
-    assert "Wrote 5 files" in texts(at.success)
+    assert "Merged identity 5 into 4. Files re-exported." in texts(at.success)
     ids = {int(line.split(",")[1]) for line in mot3.read_text().splitlines()}
-    assert ids == {2, 3, 4}
-    at.number_input(key="c_label_id").set_value(4)
+    assert ids == {2, 3, 4}  # written again at once
+    at.selectbox(key="c_label_id").set_value(4).run()
     at.text_input(key="c_label_text").input("courier")
     at.button(key="c_label").click().run()
+    assert "Identity 4 is labelled 'courier'." in texts(at.success)
     at.button(key="c_undo").click().run()
-    assert "Undid label" in texts(at.success)
+    assert "Undid: labelled identity 4 'courier'." in texts(at.success)
     at.button(key="c_undo").click().run()
-    at.button(key="c_export").click().run()
+    assert "Undid: merged identity 5 into 4." in texts(at.success)
     assert mot3.read_text() == before
-    assert list(at.dataframe[0].value["undone"]) == [True, True]
-    at.number_input(key="c_keep").set_value(1)
-    at.number_input(key="c_other").set_value(2)
+    log = at.dataframe[0].value
+    assert list(log["state"]) == ["undone", "undone"] and "merged identity 5 into 4" in list(log["what"])
+    assert all("{" not in m.value for m in at.success)  # plain words, no Python dicts
+    at.selectbox(key="c_keep").set_value(1).run()
+    at.selectbox(key="c_other").set_value(2).run()
     at.button(key="c_merge").click().run()
     assert "both are in camera cam1 at the same time" in texts(at.error)
-    at.selectbox(key="c_split_camera").set_value("cam1")
-    at.number_input(key="c_split_track").set_value(4)
-    at.button(key="c_split").click().run()
-    assert "Tracklet cam1/4 is now identity 6" in texts(at.success)
+    at.selectbox(key="c_split_identity").set_value(1).run()
+    at.button(key="c_split_cam1_4").click().run()
+    assert "cam1#4 is now identity 6." in texts(at.success)
+
+
+def test_gallery_correct_opens_corrections_with_that_identity(monkeypatch, run_dir):
+    at = show(start(monkeypatch, run_dir), "Identities")
+    at.button(key="fix_3").click().run()
+    assert at.radio(key="page").value == "Corrections"
+    assert at.selectbox(key="c_keep").value == 3
+
+
+@pytest.fixture
+def review_run(tmp_path):
+    return write_review_run(tmp_path / "review")
+
+
+def test_review_page_answer_undo(monkeypatch, review_run):
+    run, truth = review_run
+    csv = run / "identities.csv"
+    before = csv.read_text()
+    at = show(start(monkeypatch, run), "Review")
+    assert texts(at.header) == "Review"
+    assert "Are these the same person?" in texts(at.subheader)
+    assert len(at.image) == 2  # both tracklets as strips of crops
+    for image in at.image:
+        assert image.proto.imgs[0].url
+    assert at.info and "average distance" in at.info[0].value  # the evidence in words
+    caption = texts(at.caption)
+    assert "0 answered" in caption and "Keys: S same person · D different · K skip" in caption
+    # answer truthfully until an answer changes the identities
+    changed = False
+    for _ in range(8):
+        a, b = [m.value for m in at.markdown if m.value.startswith(("**A: ", "**B: "))]
+        ka = tuple(a[len("**A: ") :].split(" · ")[:2])
+        kb = tuple(b[len("**B: ") :].split(" · ")[:2])
+        ka = (ka[0], int(ka[1].split()[1].rstrip("*")))
+        kb = (kb[0], int(kb[1].split()[1].rstrip("*")))
+        same = truth[ka] == truth[kb]
+        at.button(key="r_same" if same else "r_different").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert "Files re-exported." in texts(at.success)
+        if csv.read_text() != before:
+            changed = True
+            break
+    assert changed
+    with ResultsStore.open(run / "results.sqlite", readonly=True) as store:
+        answers = [e for e in store.edits() if e.action == "answer"]
+    assert answers and answers[-1].params["answer"] in ("same", "different")
+    assert f"{len(answers)} answered" in texts(at.caption)
+    assert any(b.key == f"r_undo_{answers[-1].id}" for b in at.button)  # undo per answer
+    at.button(key=f"r_undo_{answers[-1].id}").click().run()
+    assert "Undid: answered" in texts(at.success)
+    assert csv.read_text() == before
+
+
+def test_review_page_without_association(monkeypatch, tmp_path):
+    run = write_test_run(tmp_path / "run", associated=False, with_embedder=False)
+    at = show(start(monkeypatch, run), "Review")
+    assert "nothing to review" in texts(at.info)
 
 
 def test_search_page_own_identity_first(monkeypatch, tmp_path):

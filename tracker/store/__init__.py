@@ -19,7 +19,9 @@ Tables (schema version :data:`SCHEMA_VERSION`, kept in ``PRAGMA user_version``):
 * ``identities``: one row a global identity with its label and cached statistics (cameras, span, counts)
   so that sorting and filtering thousands of identities happens in SQL.
 * ``evidence``: why tracklets were joined (from association, or "merged by user").
-* ``edit_log``: corrections (merge, split, label) with what is needed to undo them.
+* ``edit_log``: corrections (merge, split, label, review answers, reverts) with what is needed to undo them.
+* ``questions``: the review queue (schema 3): pairs of tracklets put to a reviewer, made and ordered by
+  :mod:`tracker.review`.
 
 Every tracklet belongs to an identity: tracklets that association left at ``global_id = -1`` get a new
 identity of their own, so the review UI can show and correct any run. MOT files use the global ids when
@@ -28,8 +30,17 @@ per-camera track ids.
 """
 
 from tracker.store.codec import decode_image, encode_jpeg
-from tracker.store.edit import ResultsStore
-from tracker.store.read import SORT_KEYS, Edit, EvidenceRow, FrameBoxes, Identity, TrackletInfo
+from tracker.store.edit import Change, ResultsStore
+from tracker.store.read import (
+    SORT_KEYS,
+    CropChoice,
+    Edit,
+    EvidenceRow,
+    FrameBoxes,
+    Identity,
+    Question,
+    TrackletInfo,
+)
 from tracker.store.schema import CAMERA_SEPARATOR, MIGRATIONS, SCHEMA_VERSION
 from tracker.store.write import write_store
 
@@ -38,10 +49,13 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SORT_KEYS",
+    "Change",
+    "CropChoice",
     "Edit",
     "EvidenceRow",
     "FrameBoxes",
     "Identity",
+    "Question",
     "ResultsStore",
     "TrackletInfo",
     "decode_image",

@@ -17,7 +17,7 @@ from typing import Any
 from tracker.errors import InputError
 from tracker.fsutil import json_default
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the table layout below; stored in ``PRAGMA user_version``."""
 
 RECREATE_HINT = "re-create it by running track-cameras again on the same inputs"
@@ -66,6 +66,19 @@ CREATE TABLE edit_log (
 );
 """
 
+# The review queue (schema 3): questions about tracklet pairs, ``status`` open | answered | dropped.
+QUESTIONS = """
+CREATE TABLE IF NOT EXISTS questions (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, a_camera TEXT NOT NULL, a_track INTEGER NOT NULL,
+    b_camera TEXT NOT NULL, b_track INTEGER NOT NULL, distance REAL, size INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', edit_id INTEGER,
+    terms TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS questions_status ON questions (status);
+CREATE INDEX IF NOT EXISTS questions_a ON questions (a_camera, a_track);
+CREATE INDEX IF NOT EXISTS questions_b ON questions (b_camera, b_track);
+"""
+
 # Built after a run's rows are in (sorting once is much faster than updating indexes row by row).
 BOX_INDEXES = """
 CREATE INDEX track_boxes_frame ON track_boxes (camera, frame);
@@ -84,6 +97,8 @@ DROP INDEX IF EXISTS detections_tracklet;
 ALTER TABLE detections RENAME TO track_boxes;
 """
     + BOX_INDEXES,
+    # 2 -> 3: the review queue (questions about tracklet pairs, built on first use by tracker.review).
+    2: QUESTIONS,
 }
 
 
@@ -109,7 +124,7 @@ class Database:
         if path.exists():
             path.unlink()
         conn = cls._connect(path)
-        conn.executescript(_SCHEMA + BOX_INDEXES)
+        conn.executescript(_SCHEMA + QUESTIONS + BOX_INDEXES)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return cls(conn, path)
 
