@@ -4,11 +4,16 @@ against a naive dense agglomerative baseline (SciPy average linkage on the full 
     python benchmarks/associate.py                          # 1k, 10k, 100k tracklets, 2048-d
     python benchmarks/associate.py --sizes 1000 10000 --dim 512
     python benchmarks/associate.py --dense                  # also 100k tracklets arriving 10x faster
-    python benchmarks/associate.py --sweep                  # the default threshold: IDF1 on the sample scene
+    python benchmarks/associate.py --ablate SCENE:RUN ...    # what each part of association is worth
 
-``--sweep`` scores ground-truth tracklets of ``sample_videos/`` (one per camera and gt id run, embeddings of
-the offline histogram descriptor, calibration from scene.json) associated at a range of thresholds: the
-multi-camera IDF1 of TrackEval and the pairwise precision/recall; the default threshold is taken from there.
+``--ablate`` re-associates the tracklets of existing runs (``track-cameras ... --no-associate --out RUN``, end
+to end or with the ground-truth boxes as ``--detections``) of scenes with ground truth (a ``track-sim`` folder,
+or a folder of MOTChallenge sequences), no calibration: the default, each part switched off (the appearance
+strength estimated from the run, replaced by the fixed scale; the camera network learned from the run; all
+appearance), and oracle appearance (each true person a random vector plus noise) at several noise levels, an
+appearance-quality curve of multi-camera IDF1 against the embeddings' cross-camera Rank-1. Scores: TrackEval's
+multi-camera IDF1 (all cameras as one sequence), the lowest per-camera IDF1 with global ids, identities
+against true people, pairwise precision / recall of "same person" over tracklet pairs.
 
 Input: :func:`tracker.synthetic.tracklets.synthetic_scene` with 8 cameras on 5 zones (three overlapping pairs,
 the rest disjoint; calibrated, with the topology links), people arriving at 1 per second (``--rate``), walking
@@ -130,32 +135,153 @@ def _cell(r: dict) -> str:
     )
 
 
-def _sweep(thresholds: list[float]) -> None:
-    """Multi-camera IDF1 of ground-truth tracklets of the sample scene against the threshold."""
+def _truth(tracklets, gt_dir: Path):
+    """The gt id each tracklet follows on most of its frames (IoU >= 0.5), ``-(k + 1)`` for none."""
     import numpy as np
 
-    sys.path.insert(0, str(REPO))
-    from tests.test_associate import gt_tracklets, multicamera_idf1
-    from tracker.associate_config import AssociateConfig
+    from tracker.geometry import iou_matrix, xywh_to_xyxy
+    from tracker.mot import read_mot
+
+    gts: dict[str, np.ndarray] = {}
+    out = []
+    for k, t in enumerate(tracklets):
+        if t.camera not in gts:
+            f = gt_dir / f"{t.camera}.txt"
+            gts[t.camera] = read_mot(f if f.is_file() else gt_dir / t.camera / "gt" / "gt.txt", 6)
+        g = gts[t.camera]
+        rows = {int(fr): i for i, fr in enumerate(t.frames)}
+        votes: dict[int, int] = {}
+        for row in g[np.isin(g[:, 0].astype(int), list(rows))]:
+            i = rows[int(row[0])]
+            if iou_matrix(t.boxes[i : i + 1], xywh_to_xyxy(row[None, 2:6]))[0, 0] >= 0.5:
+                votes[int(row[1])] = votes.get(int(row[1]), 0) + 1
+        out.append(max(votes, key=votes.get) if votes else -(k + 1))
+    return np.array(out)
+
+
+def _score(tracklets, ids, gt_dir: Path, frames: dict[str, int], people) -> dict:
+    """Multi-camera IDF1 (TrackEval, all cameras as one sequence), per-camera IDF1 and pairwise P/R."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    from tracker.evaluate import evaluate_run, pairwise_f1
+    from tracker.mot import mot_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp)
+        (run / "mot").mkdir()
+        rows: dict[str, list] = {}
+        for t, g in zip(tracklets, ids):
+            for f, b, c in zip(t.frames, t.boxes, t.scores):
+                rows.setdefault(t.camera, []).append([f, g, b[0], b[1], b[2] - b[0], b[3] - b[1], c])
+        for cam, r in rows.items():
+            arr = np.asarray(r, np.float64)
+            (run / "mot" / f"{cam}.txt").write_text(mot_text(arr[np.lexsort((arr[:, 1], arr[:, 0]))]))
+        (run / "run.json").write_text(
+            json.dumps({"cameras": [{"name": c, "frames_total": n} for c, n in frames.items()]})
+        )
+        with contextlib.redirect_stdout(io.StringIO()):
+            m = evaluate_run(run, gt_dir)
+    p, r, _ = pairwise_f1(np.asarray(ids), people)
+    cams = [v["IDF1"] for v in m["cameras"].values()]
+    return {
+        "IDF1": m["ALL"]["IDF1"],
+        "cam_min": min(cams),
+        "P": p,
+        "R": r,
+        "ids": len(set(np.asarray(ids).tolist())),
+    }
+
+
+def _oracle(tracklets, people, noise: float, seed: int = 0):
+    """Tracklets whose embeddings are their true person's random unit vector plus ``noise`` (per dimension,
+    in units of 1 / sqrt(dim)); tracklets of no person get a vector of their own. Returns them and the
+    cross-camera Rank-1 of those embeddings (nearest tracklet of another camera is the same person, over
+    tracklets whose person another camera sees)."""
+    import dataclasses
+
+    import numpy as np
+
+    dim = 128
+    rng = np.random.default_rng(seed)
+    base = {p: rng.standard_normal(dim) for p in sorted(set(people.tolist()))}
+    emb = np.stack([base[p] / np.sqrt(dim) + noise * rng.standard_normal(dim) / np.sqrt(dim) for p in people])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cams = np.array([t.camera for t in tracklets])
+    sim = emb @ emb.T
+    sim[cams[:, None] == cams[None, :]] = -np.inf
+    has = np.array(
+        [(people > 0)[k] and np.any((people == people[k]) & (cams != cams[k])) for k in range(len(people))]
+    )
+    rank1 = float(np.mean(people[np.argmax(sim[has], axis=1)] == people[has])) if has.any() else float("nan")
+    out = [dataclasses.replace(t, embedding=e.astype(np.float32)) for t, e in zip(tracklets, emb)]
+    return out, rank1
+
+
+def _ablate(pairs: list[str], noises: list[float]) -> None:
+    """Per scene: the default association and each part switched off, then oracle appearance at each noise."""
+    import dataclasses
+
+    import numpy as np
 
     from tracker.association import associate
-    from tracker.evaluate import pairwise_f1
-    from tracker.reid import ReidConfig, build_embedder
+    from tracker.config import AssociateConfig
+    from tracker.store import ResultsStore
 
-    scene = REPO / "sample_videos"
-    tracklets, people = gt_tracklets(scene, build_embedder(ReidConfig(embedder="histogram")))
+    variants = {
+        "default": (AssociateConfig(), False),
+        "no appearance strength (fixed scale)": (AssociateConfig(appearance="scaled"), False),
+        "no learned network": (AssociateConfig(learn_network=False), False),
+        "no appearance": (AssociateConfig(), True),
+    }
     print(
-        f"# {len(tracklets)} ground-truth tracklets of {len(set(people))} people, histogram descriptor, "
-        f"calibration and overlaps from scene.json"
+        "| scene | variant | cross-camera Rank-1 | multi-camera IDF1 | per-camera IDF1 min | identities / people "
+        "| pairwise P | pairwise R |"
     )
-    print("| threshold | multi-camera IDF1 | pairwise precision | pairwise recall | identities |")
-    print("|---|---|---|---|---|")
-    for t in thresholds:
-        result = associate(tracklets, AssociateConfig(threshold=t, calibration=str(scene / "scene.json")))
-        with tempfile.TemporaryDirectory() as run_dir:
-            idf1 = multicamera_idf1(Path(run_dir), tracklets, result.global_ids, scene / "gt")
-        p, r, _ = pairwise_f1(result.global_ids, np.array(people))
-        print(f"| {t:.2f} | {idf1:.3f} | {p:.3f} | {r:.3f} | {result.info['identities']} |", flush=True)
+    print("|---|---|---|---|---|---|---|---|")
+    means: dict[str, list] = {}
+    for pair in pairs:
+        scene_s, _, run_s = pair.partition(":")
+        scene, run = Path(scene_s), Path(run_s or scene_s)
+        gt_dir = scene / "gt" if (scene / "gt").is_dir() else scene
+        with ResultsStore.open(run / "results.sqlite", readonly=True) as store:
+            tracklets = store.tracklets()
+        meta = json.loads((run / "run.json").read_text())
+        frames = {c["name"]: c["frames_processed"] for c in meta["cameras"]}
+        people = _truth(tracklets, gt_dir)
+        n_people = len({p for p in people.tolist() if p > 0})
+        name = f"{scene.name}/{run.name}"
+        rows = []
+        for label, (cfg, blind) in variants.items():
+            used = [dataclasses.replace(t, embedding=None) for t in tracklets] if blind else tracklets
+            rows.append(
+                (label, "", _score(tracklets, associate(used, cfg).global_ids, gt_dir, frames, people))
+            )
+        for noise in noises:
+            used, rank1 = _oracle(tracklets, people, noise)
+            rows.append(
+                (
+                    f"oracle appearance, noise {noise:g}",
+                    f"{rank1:.2f}",
+                    _score(tracklets, associate(used, AssociateConfig()).global_ids, gt_dir, frames, people),
+                )
+            )
+        for label, rank1, m in rows:
+            means.setdefault(label, []).append(m)
+            print(
+                f"| {name} | {label} | {rank1} | {m['IDF1']:.3f} | {m['cam_min']:.3f} | {m['ids']} / {n_people} "
+                f"| {m['P']:.2f} | {m['R']:.2f} |",
+                flush=True,
+            )
+    if len(pairs) > 1:
+        for label, ms in means.items():
+            print(
+                f"| mean of {len(pairs)} | {label} | | {np.mean([m['IDF1'] for m in ms]):.3f} | "
+                f"{np.mean([m['cam_min'] for m in ms]):.3f} | | {np.mean([m['P'] for m in ms]):.2f} | "
+                f"{np.mean([m['R'] for m in ms]):.2f} |"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,11 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense", action="store_true", help="add 100k tracklets arriving 10x faster")
     parser.add_argument("--baseline-max", type=int, default=10000)
     parser.add_argument("--baseline-threshold", type=float, default=0.5)
-    parser.add_argument("--sweep", action="store_true", help="IDF1 of the sample scene against the threshold")
+    parser.add_argument(
+        "--ablate",
+        nargs="+",
+        metavar="SCENE:RUN",
+        help="ablation table: a scene folder (gt/) and a track-cameras --no-associate run of it, per pair",
+    )
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 3.0])
     parser.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.sweep:
-        _sweep([0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0])
+    if args.ablate:
+        _ablate(args.ablate, args.noise)
         return 0
     if args.one:
         print(json.dumps(_one(args.one[0], int(args.one[1]), args.dim, args.rate, args.baseline_threshold)))

@@ -303,7 +303,8 @@ def model_specs(args) -> list[tuple[str, dict]]:
 
 def measure_model(name: str, fields: dict, args) -> dict:
     """Market-1501 (plain and re-ranked), MARS-mini and crops/s of one model (see the module docstring)."""
-    from tracker.reid import ReidConfig, build_embedder
+    from tracker.config import ReidConfig
+    from tracker.reid import build_embedder
     from tracker.reid.evaluation import embed_folder, score
 
     embedder = build_embedder(ReidConfig(**fields, threads=args.threads, batch_size=32))

@@ -34,6 +34,7 @@ RANKS = {
     "tracker.camera": 9,
     "tracker.cache": 10,
     "tracker.executor": 11,
+    "tracker.network": 12,
     "tracker.association": 12,
     "tracker.store": 13,
     "tracker.export": 14,

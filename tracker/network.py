@@ -8,7 +8,8 @@ mapping by RANSAC over pairs of co-occurring tracklets (two tracklet pairs give 
 correspondences, a hypothesis; every co-occurring pair then votes with how well its synchronised foot points
 fit), refines it on the inliers and keeps it when enough distinct people support it one to one, each of them
 also predicted by the mapping fitted to the others alone (so a chance fit of a few short trajectories, which has
-eight degrees of freedom to spare, is not taken for an overlap). Camera pairs
+eight degrees of freedom to spare, is not taken for an overlap), and when it explains co-visibility: most
+people it maps into the other view's walked area are seen there at that moment (:func:`covisible`). Camera pairs
 that see many tracklets at the same time without any such mapping are recorded as probably not overlapping:
 seeing one person in both at once then costs a penalty (not a cannot-link: a mapping can be missed when few
 people cross a small shared area, or when the per-camera tracks there are poor).
@@ -30,6 +31,7 @@ MIN_SUPPORT = 4  # distinct inlier pairs (one to one), each predicted by the oth
 MAX_ERROR = 0.3  # median error (box heights) of an accepted overlap's inliers
 MIN_EVIDENCE = 30.0  # seconds of co-occurrence after which a camera pair without a mapping counts as disjoint
 MAX_PAIRS = 400  # co-occurring pairs per camera pair considered (the longest shared)
+MIN_COVISIBLE = 0.5  # share of one view's people mapped into the other's walked area that it sees there
 ITERATIONS = 600
 
 
@@ -211,6 +213,39 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
     return h, confirmed, float(np.median(err[confirmed]))
 
 
+def covisible(tracks, a: int, b: int, h: np.ndarray) -> float:
+    """Share of camera ``a``'s foot points that ``h`` maps into camera ``b``'s walked area (the 2-98 %
+    extent of its foot points) at which ``b`` sees someone, within :data:`TOLERANCE` box heights.
+
+    A real overlap explains co-visibility: whoever walks in the shared area is seen by both (misses aside).
+    A chance fit (people walking parallel lines at like speeds in two disjoint views) maps most of ``a``'s
+    people onto empty ground in ``b``. NaN when no point of ``a`` maps into ``b``'s area."""
+    ia, ib = np.flatnonzero(tracks.cam == a), np.flatnonzero(tracks.cam == b)
+    paths_b = [tracks.path(j) for j in ib]
+    feet_b = np.concatenate([p[1] for p in paths_b]) if paths_b else np.zeros((0, 2))
+    if len(feet_b) < 2:
+        return float("nan")
+    lo, hi = np.percentile(feet_b, 2, axis=0), np.percentile(feet_b, 98, axis=0)
+    inside = seen = 0
+    for i in ia:
+        at = np.linspace(tracks.start[i], tracks.end[i], SAMPLES)
+        feet, _ = _foot_at(*tracks.path(i), at)
+        mapped = _apply(h, feet)
+        ok = np.all(np.isfinite(mapped), axis=1) & np.all((mapped >= lo) & (mapped <= hi), axis=1)
+        if not ok.any():
+            continue
+        best = np.full(SAMPLES, np.inf)
+        for j, (times, fb, hb) in zip(ib, paths_b):
+            live = ok & (at >= tracks.start[j]) & (at <= tracks.end[j])
+            if live.any():
+                pos, height = _foot_at(times, fb, hb, at[live])
+                dist = np.linalg.norm(pos - mapped[live], axis=1) / np.maximum(height, 1.0)
+                best[live] = np.minimum(best[live], dist)
+        inside += int(ok.sum())
+        seen += int((best[ok] <= TOLERANCE).sum())
+    return seen / inside if inside else float("nan")
+
+
 def _held_out_error(pairs: list[_Pair], inliers: list[int], k: int) -> float:
     """Pair ``k``'s error under the mapping fitted to the other inliers alone: a chance fit (eight degrees of
     freedom, a few short trajectories) does not predict a pair it was not fitted to; a real overlap does."""
@@ -239,6 +274,11 @@ def learn_overlaps(tracks, names: list[str], known: np.ndarray) -> Network:
             if shared:
                 net.cooccurrence[(names[a], names[b])] = shared
             found = _mapping(pairs, rng)
+            if found is not None and not (
+                min(covisible(tracks, a, b, found[0]), covisible(tracks, b, a, np.linalg.inv(found[0])))
+                >= MIN_COVISIBLE
+            ):
+                found = None
             if found is not None:
                 h, inliers, error = found
                 net.overlaps.append(Overlap(names[a], names[b], h, len(inliers), error))

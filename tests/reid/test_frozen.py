@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from tests.reid.conftest import camera_look
-from tracker.reid import ReidConfig, build_embedder
+from tracker.config import ReidConfig
+from tracker.reid import build_embedder
 from tracker.reid.checkpoint import load_model, read_checkpoint
 from tracker.reid.cli import reid_train
 from tracker.reid.data import read_folder
@@ -129,7 +130,7 @@ def test_training_lowers_the_loss_and_raises_held_out_rank1(tmp_path):
 
     torch.manual_seed(0)  # train() seeds the same way before building the network: the same start
     untrained = MGNMobileNetV2(num_classes=len(IDENTITIES)).eval()
-    untrained.load_imagenet(load_imagenet_features(wheel_weights()))
+    untrained.load_imagenet(load_imagenet_features(read_checkpoint(wheel_weights())[0], str(wheel_weights())))
 
     def untrained_embed(crops):
         from tracker.reid.preprocess import crops_to_batch

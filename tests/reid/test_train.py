@@ -13,7 +13,7 @@ from tracker.reid.checkpoint import load_model
 from tracker.reid.cli import reid_train
 from tracker.reid.mgn import MGN, PIXEL_MEAN
 from tracker.reid.preprocess import crops_to_batch
-from tracker.reid.train import (
+from tracker.reid.recipe import (
     IdentitySampler,
     PKSampler,
     TrainOptions,

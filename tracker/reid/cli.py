@@ -33,7 +33,7 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
     hour on 2 idle cores for Market-1501; on a shared, busy machine --threads 1 is several times faster).
     Settings not given take the backbone's defaults (shown as "preset" below).
     """
-    from tracker.reid.train import BACKBONES, PRESETS, TrainOptions
+    from tracker.reid.recipe import BACKBONES, PRESETS, TrainOptions
 
     d = TrainOptions(data=Path("."), out=Path("."))
     preset = PRESETS["mobilenetv2"]

