@@ -4,6 +4,7 @@ import numpy as np
 
 from tracker.association import _Tracks, associate
 from tracker.config import AssociateConfig
+from tracker.evaluate import pairwise_f1
 from tracker.network import learn_overlaps
 from tracker.synthetic.tracklets import synthetic_scene
 
@@ -45,20 +46,13 @@ def test_disjoint_views_give_no_mapping_and_are_marked_after_enough_cooccurrence
 
 
 def test_learned_overlap_gives_association_position_evidence_without_a_calibration():
-    """With the network learned (default), the overlapping scene is associated better than with learning
-    off, and run info records what was learned."""
-    scene = synthetic_scene(30, zones=(0, 0), seed=1, rate=0.4, camera_shift=1.2, noise=1.0)
-
-    def f1(cfg):
-        res = associate(scene.tracklets, cfg)
-        gid = np.asarray(res.global_ids)
-        same_true = scene.person[:, None] == scene.person[None, :]
-        same_pred = gid[:, None] == gid[None, :]
-        upper = np.triu(np.ones_like(same_true), 1)
-        tp = (same_true & same_pred & upper).sum()
-        return 2 * tp / max((same_true & upper).sum() + (same_pred & upper).sum(), 1), res.info
-
-    learned, info = f1(AssociateConfig())
-    off, _ = f1(AssociateConfig(learn_network=False))
-    assert [(o["a"], o["b"]) for o in info["network"]["overlaps"]] == [("cam1", "cam2")]
-    assert learned > off + 0.05
+    """Two views of one zone, people dressed alike (groups of four with cosine 0.9): appearance cannot tell
+    them apart, where they stand can. With the network learned (default) association is much better than with
+    learning off, on every seed, and run info records what was learned."""
+    for seed in (1, 2):
+        scene = synthetic_scene(30, zones=(0, 0), seed=seed, rate=0.4, look_alike=0.9, noise=0.7)
+        learned = associate(scene.tracklets, AssociateConfig())
+        off = associate(scene.tracklets, AssociateConfig(learn_network=False))
+        f1 = [pairwise_f1(np.asarray(r.global_ids), scene.person)[2] for r in (learned, off)]
+        assert [(o["a"], o["b"]) for o in learned.info["network"]["overlaps"]] == [("cam1", "cam2")]
+        assert f1[0] > f1[1] + 0.15 and f1[0] > 0.75

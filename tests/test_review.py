@@ -466,7 +466,7 @@ def test_rerun_keeps_the_corrections_byte_for_byte(tmp_path):
 
     meta = track(out)  # the same command again: the corrections are there, byte for byte
     assert outputs(out) == before and log_rows(out) == log
-    assert meta["edits"]["carried"] == 5 and not meta.get("warnings")
+    assert meta["edits"]["carried"] == 5 and not [w for w in meta.get("warnings", []) if w["kind"] == "edits"]
     meta = track(out, "--force")  # recomputing every camera keeps them too
     assert outputs(out) == before and log_rows(out) == log
     with ResultsStore.open(out / "results.sqlite") as store:
@@ -484,7 +484,9 @@ def test_rerun_keeps_the_corrections_byte_for_byte(tmp_path):
         "no_longer_apply": 0,
         "how": "re-applied as constraints (the automatic result changed)",
     }
-    assert log_rows(changed) == log_rows(out) and not meta.get("warnings")
+    assert log_rows(changed) == log_rows(out) and not [
+        w for w in meta.get("warnings", []) if w["kind"] == "edits"
+    ]
     with ResultsStore.open(changed / "results.sqlite") as store:
         assert [i.label for i in store.identities() if i.label] == ["courier"]
         cons = review.active_constraints(store)
@@ -510,13 +512,13 @@ def test_rerun_keeps_the_corrections_byte_for_byte(tmp_path):
     with ResultsStore.open(fewer / "results.sqlite") as store:
         stale = store.run_value("stale_edits", {})
     assert sorted(int(e) for e in stale) == sorted(about_cam3)
-    assert len([w for w in meta["warnings"] if "no longer applies" in w]) >= len(about_cam3)
+    assert len([w for w in meta["warnings"] if "no longer applies" in w["message"]]) >= len(about_cam3)
     assert all("cam3#" in stale[str(e)] for e in about_cam3)
 
     # only the explicit flag drops them, after saving the log
     meta = track(out, "--discard-edits")
     assert log_rows(out) == [] and (out / "discarded-edits.json").is_file()
-    assert "discarded" in " ".join(meta["warnings"])
+    assert "discarded" in " ".join(w["message"] for w in meta["warnings"])
     saved = json.loads((out / "discarded-edits.json").read_text())
     assert len(saved["edits"]) == 5
 

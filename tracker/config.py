@@ -325,9 +325,9 @@ class AssociateConfig(_Checked):
     break_gap: float = 2.0  # seconds: a track starting this soon after another ended may continue it
     break_radius: float = 2.0  # box heights between the predicted and the actual position of a continuation
     continuity_weight: float = 0.2  # same-camera continuation: -continuity_weight .. +continuity_weight
-    appearance: str = (
-        "adaptive"  # adaptive: evidence by the run's own appearance statistics; scaled: d / scale
-    )
+    # scaled: cosine distance / appearance_scale; adaptive: evidence (log odds) from the run's own
+    # appearance statistics (experimental: safer on look-alikes, but it under-uses strong embeddings)
+    appearance: str = "scaled"
     evidence_full: float = 3.0  # adaptive: evidence (log10 odds) that alone makes a distance 0
     position_evidence: float = 2.0  # adaptive: evidence of two views agreeing on where someone stands
     continuity_evidence: float = 2.5  # adaptive: evidence of a track resuming where it was heading

@@ -337,7 +337,7 @@ class CameraTracker:
 
         ``fixed``: the configured ones. ``auto``: ``low_thresh`` and ``high_thresh`` apply to scores in [0, 1]
         as given, and to a detector whose scores leave [0, 1] (raw public detections) as quantiles of the
-        run's scores; the new-track threshold is the score from which detections are tracked at least
+        run's scores (thresholds set outside [0, 1] are that detector's own scores, used as given); the new-track threshold is the score from which detections are tracked at least
         ``tracked_rate_new`` of the time (:class:`ScoreCalibration`), never below the high threshold. Refit
         every :data:`REFIT_FRAMES` frames; the configured values until :data:`CALIBRATION_WARMUP`
         detections have been seen."""
@@ -349,7 +349,7 @@ class CameraTracker:
             return self.thresholds
         self._since_fit = REFIT_FRAMES
         low, high, new = cfg.low_thresh, cfg.high_thresh, cfg.new_track_thresh
-        if c.out_of_range:
+        if c.out_of_range and all(0.0 <= v <= 1.0 for v in (low, high, new)):
             low, high = c.quantile(cfg.low_thresh), c.quantile(cfg.high_thresh)
             new = c.quantile(cfg.new_track_thresh)
         if c.count >= CALIBRATION_WARMUP:
