@@ -221,8 +221,11 @@ def covisible(tracks, a: int, b: int, h: np.ndarray) -> float:
     A chance fit (people walking parallel lines at like speeds in two disjoint views) maps most of ``a``'s
     people onto empty ground in ``b``. NaN when no point of ``a`` maps into ``b``'s area."""
     ia, ib = np.flatnonzero(tracks.cam == a), np.flatnonzero(tracks.cam == b)
-    paths_b = [tracks.path(j) for j in ib]
-    feet_b = np.concatenate([p[1] for p in paths_b]) if paths_b else np.zeros((0, 2))
+    if len(ia) > MAX_PAIRS:  # an even sample over time is enough for a share
+        ia = ia[np.linspace(0, len(ia) - 1, MAX_PAIRS).round().astype(int)]
+    feet_b = (
+        np.concatenate([tracks.path(j)[1] for j in ib[:: max(1, len(ib) // MAX_PAIRS)]]) if len(ib) else []
+    )
     if len(feet_b) < 2:
         return float("nan")
     lo, hi = np.percentile(feet_b, 2, axis=0), np.percentile(feet_b, 98, axis=0)
@@ -235,10 +238,10 @@ def covisible(tracks, a: int, b: int, h: np.ndarray) -> float:
         if not ok.any():
             continue
         best = np.full(SAMPLES, np.inf)
-        for j, (times, fb, hb) in zip(ib, paths_b):
+        for j in ib[(tracks.start[ib] <= at[-1]) & (tracks.end[ib] >= at[0])]:
             live = ok & (at >= tracks.start[j]) & (at <= tracks.end[j])
             if live.any():
-                pos, height = _foot_at(times, fb, hb, at[live])
+                pos, height = _foot_at(*tracks.path(j), at[live])
                 dist = np.linalg.norm(pos - mapped[live], axis=1) / np.maximum(height, 1.0)
                 best[live] = np.minimum(best[live], dist)
         inside += int(ok.sum())
