@@ -561,3 +561,19 @@ def test_constraint_order_does_not_matter(perm):
         ),
     )
     assert got.global_ids.tolist() == ref.global_ids.tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_reentry_on_appearance_alone_needs_to_beat_the_runs_look_alikes(seed):
+    """One camera, people who come back, dressed in groups of four alike (cosine 0.95, noisy): a return that
+    only appearance supports is as likely another member of the group, so joins stay precise (the default
+    penalises returns by their false-match rate among people proven different); without the penalty
+    precision collapses. With distinct looks every return is still rejoined."""
+    alike = synthetic_scene(40, (0,), seed=seed, rate=0.4, p_return=0.5, look_alike=0.95, noise=1.0)
+    p_on, _, f_on = pairwise_f1(associate(alike.tracklets, AssociateConfig()).global_ids, alike.person)
+    p_off, _, f_off = pairwise_f1(
+        associate(alike.tracklets, AssociateConfig(reentry_weight=0)).global_ids, alike.person
+    )
+    assert p_on >= 0.7 and p_on > p_off + 0.3 and f_on >= f_off
+    distinct = synthetic_scene(40, (0,), seed=seed, rate=0.4, p_return=0.5, look_alike=0.0, noise=0.5)
+    assert pairwise_f1(associate(distinct.tracklets, AssociateConfig()).global_ids, distinct.person)[2] == 1.0

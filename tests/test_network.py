@@ -55,4 +55,4 @@ def test_learned_overlap_gives_association_position_evidence_without_a_calibrati
         off = associate(scene.tracklets, AssociateConfig(learn_network=False))
         f1 = [pairwise_f1(np.asarray(r.global_ids), scene.person)[2] for r in (learned, off)]
         assert [(o["a"], o["b"]) for o in learned.info["network"]["overlaps"]] == [("cam1", "cam2")]
-        assert f1[0] > f1[1] + 0.15 and f1[0] > 0.75
+        assert f1[0] > f1[1] + 0.15 and f1[0] > 0.7

@@ -180,6 +180,7 @@ class _Tracks:
         dt = self.times[last] - self.times[back]
         self.velocity = (feet[last] - feet[back]) / np.where(dt > 0, dt, np.inf)[:, None]
         self.emb_rows = np.flatnonzero([t.embedding is not None for t in self.items])
+        self.different = np.zeros(0)  # sorted appearance distances of pairs a cannot-link proves different
         self.inverse = {code[c]: np.linalg.inv(h) for c, h in homographies.items() if c in code}
         self.calibrated = np.array([i in self.inverse for i in range(len(self.names))], bool)
         self.ground = np.full((len(self.times), 2), np.nan)
@@ -509,7 +510,8 @@ def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tupl
     ``cfg.appearance_scale`` when set; otherwise the median appearance distance between tracklets that a
     cannot-link proves to be different people (seen at the same time by one camera, or by two cameras whose
     views do not overlap): what "looking different" means for this embedder in this run. Fewer than 20 such
-    pairs: 1.0, the raw cosine distance. At most 20,000 pairs are used (evenly spaced, deterministic).
+    pairs: 1.0, the raw cosine distance. At most 20,000 pairs are used (evenly spaced, deterministic); their
+    sorted distances are kept in ``v.different``.
     """
     if cfg.appearance_scale is not None:
         return cfg.appearance_scale, 0
@@ -526,7 +528,8 @@ def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tupl
     if len(i) < 20:
         return 1.0, int(len(i))
     pick = np.linspace(0, len(i) - 1, min(len(i), 20_000)).astype(np.int64)
-    scale = float(np.median(1.0 - _row_dots(v.embeddings(), i[pick], j[pick])))
+    v.different = np.sort(1.0 - _row_dots(v.embeddings(), i[pick], j[pick]))
+    scale = float(np.median(v.different))
     return max(scale, 1e-6), int(len(pick))  # identical looks everywhere: appearance cannot separate anyone
 
 
@@ -882,6 +885,7 @@ def _edge_terms(
     agree_cont = 1 - 2 * np.minimum(image / cfg.break_radius, 1.0)
 
     penalties = time_term + np.nan_to_num(transit) + np.nan_to_num(fast) + np.nan_to_num(together)
+    reentry = nan.copy()
     if model is not None:  # adaptive: evidence (log10 odds) summed, in units of evidence_full
         app_term, evidence = model.term(i, j, app, gap)
         app_ev = np.where(np.isnan(app), 0.0, cfg.evidence_full * (1.0 - app_term))
@@ -899,6 +903,14 @@ def _edge_terms(
         continuity = cfg.continuity_weight * agree_cont * -1
         total = np.where(np.isnan(app), cfg.missing_appearance, app / scale) + penalties
         total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
+        # a return into one camera that only appearance supports must look more alike than different people
+        # do in this run: the share of proven-different pairs at least as close is its false-match rate
+        reentry = nan.copy()
+        back = np.flatnonzero((ci == cj) & np.isnan(continuity) & (gap > 0) & ~np.isnan(app))
+        if len(back) and len(v.different):
+            rate = np.searchsorted(v.different, app[back], side="right") / len(v.different)
+            reentry[back] = cfg.reentry_weight * np.clip(rate / cfg.reentry_rate, 0.0, 1.0)
+        total += np.nan_to_num(reentry)
     terms = {
         "appearance": app,
         "appearance_evidence": np.where(np.isnan(app), np.nan, evidence),
@@ -915,6 +927,7 @@ def _edge_terms(
         "image_distance": image,
         "continuity": continuity,
         "transit_evidence": succession,
+        "reentry_penalty": reentry,
     }
     return _Edges(i, j, total, terms, far_pairs)
 

@@ -343,6 +343,11 @@ class AssociateConfig(_Checked):
         None  # scaled: cosine distance counted as 1; None: median of cannot-links
     )
     missing_appearance: float = 0.7  # appearance term assumed when a tracklet has no embedding
+    # a return into one camera on appearance alone (no continuation) costs up to reentry_weight, in proportion
+    # to its false-match rate (the share of pairs proven different that look at least as alike) up to
+    # reentry_rate: a weak descriptor cannot rejoin look-alikes, a strong one rejoins as before
+    reentry_weight: float = 0.6
+    reentry_rate: float = 0.05
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
     calibration: str | None = None
@@ -361,8 +366,10 @@ class AssociateConfig(_Checked):
             "break_gap",
             "continuity_weight",
             "missing_appearance",
+            "reentry_weight",
         ):
             self._number(name, 0)
+        self._number("reentry_rate", 0, 1, lo_open=True)
         self._choice("appearance", APPEARANCE_MODES)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)

@@ -170,6 +170,13 @@ def _one_to_one(pairs: list[_Pair], err: np.ndarray) -> list[int]:
     return keep
 
 
+def _support(pairs: list[_Pair], inliers: list[int]) -> float:
+    """A hypothesis' score: its distinct inlier people first (a chance fit rarely has many, though two people
+    walking side by side in both views may share a long time), their shared seconds to break ties."""
+    shared = sum(pairs[k].shared for k in inliers)
+    return len(inliers) + shared / (1.0 + shared)
+
+
 def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, list[int], float] | None:
     """RANSAC over tracklet-pair couples: the mapping most distinct pairs agree on, refined on them."""
     if len(pairs) < 2:
@@ -189,7 +196,18 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
             continue
         err = _errors(h, pairs)
         inliers = _one_to_one(pairs, err)
-        score = sum(pairs[k].shared for k in inliers)
+        score = _support(pairs, inliers)
+        if len(inliers) >= 3 and (best is None or score > 0.5 * best[1]):
+            # local optimisation: refit on every instant of the hypothesis' inliers and score that too (a fit
+            # to six points of two short, nearly straight walks is poorly conditioned)
+            refit = _fit(
+                np.concatenate([pairs[k].src for k in inliers]),
+                np.concatenate([pairs[k].dst for k in inliers]),
+            )
+            if refit is not None:
+                again = _one_to_one(pairs, _errors(refit, pairs))
+                if _support(pairs, again) > score:
+                    h, inliers, score = refit, again, _support(pairs, again)
         if best is None or score > best[1]:
             best = (len(inliers), score, h)
     if best is None or best[0] < 2:
