@@ -191,6 +191,8 @@ def run_scene(root: Path, name: str, mode: str, extra: list[str], force: bool, c
         "mode": mode,
         "extra": shlex.join(extra),
         "seconds": round(time.perf_counter() - start, 1),
+        "scene_dir": str(scene_dir),
+        "run_dir": str(run_dir),
         **score(run_dir, scene_dir),
     }
     result.write_text(json.dumps(row, indent=2) + "\n")
