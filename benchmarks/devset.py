@@ -241,7 +241,7 @@ def tracklet_joins(store: Path, gt_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from tracker.track import iou_matrix
 
     with sqlite3.connect(store) as db:
-        dets = db.execute("SELECT camera, frame, track_id, global_id, x, y, w, h FROM detections").fetchall()
+        dets = db.execute("SELECT camera, frame, track_id, global_id, x, y, w, h FROM track_boxes").fetchall()
     gt_by: dict[tuple[str, int], np.ndarray] = {}
     for path in gt_dir.glob("*.txt"):
         gt = np.loadtxt(path, delimiter=",", ndmin=2).reshape(-1, 9)
