@@ -32,7 +32,8 @@ MAX_ERROR = 0.3  # median error (box heights) of an accepted overlap's inliers
 MIN_EVIDENCE = 30.0  # seconds of co-occurrence after which a camera pair without a mapping counts as disjoint
 MAX_PAIRS = 400  # co-occurring pairs per camera pair considered (the longest shared)
 MIN_COVISIBLE = 0.5  # share of one view's people mapped into the other's walked area that it sees there
-ITERATIONS = 600
+ITERATIONS = 300
+PRESCORE_PAIRS = 60  # the longest-shared pairs a hypothesis must find 3 agreeing among before a full score
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,25 @@ def _pairs(tracks, a: int, b: int) -> list[_Pair]:
     return pairs
 
 
-def _errors(h: np.ndarray, pairs: list[_Pair]) -> np.ndarray:
-    """(P,) median mapping error of each pair in box heights of camera b."""
-    src = np.concatenate([p.src for p in pairs])
-    dst = np.concatenate([p.dst for p in pairs])
-    height = np.concatenate([p.height for p in pairs])
-    err = np.linalg.norm(_apply(h, src) - dst, axis=1) / height
+def _stack(pairs: list[_Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs' sampled foot points and heights, concatenated: (P * SAMPLES, 2), (P * SAMPLES, 2), (P * SAMPLES,)."""
+    return (
+        np.concatenate([p.src for p in pairs]),
+        np.concatenate([p.dst for p in pairs]),
+        np.concatenate([p.height for p in pairs]),
+    )
+
+
+def _errors(h: np.ndarray, pairs: list[_Pair], stacked=None) -> np.ndarray:
+    """(P,) median mapping error of each pair in box heights of camera b (``stacked``: :func:`_stack` of
+    ``pairs``, when already made)."""
+    src, dst, height = stacked if stacked is not None else _stack(pairs)
+    q = src @ h[:, :2].T + h[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = q[:, :2] / q[:, 2:] - dst
+        err = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / height
     err = np.where(np.isfinite(err), err, np.inf)
-    return np.median(err.reshape(len(pairs), SAMPLES), axis=1)
+    return np.sort(err.reshape(len(pairs), SAMPLES), axis=1)[:, SAMPLES // 2]
 
 
 def _one_to_one(pairs: list[_Pair], err: np.ndarray) -> list[int]:
@@ -183,6 +195,10 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         return None
     best: tuple[int, float, np.ndarray] | None = None
     n = len(pairs)
+    stacked = _stack(pairs)
+    # a hypothesis is scored on all pairs only when enough of the longest-shared ones agree with it
+    head = min(n, PRESCORE_PAIRS)
+    head_stacked = tuple(x[: head * SAMPLES] for x in stacked)
     for _ in range(ITERATIONS):
         x, y = rng.choice(n, 2, replace=False)
         p, q = pairs[x], pairs[y]
@@ -194,7 +210,9 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         h = _fit(src, dst)
         if h is None:
             continue
-        err = _errors(h, pairs)
+        if n > head and int((_errors(h, pairs[:head], head_stacked) <= TOLERANCE).sum()) < 3:
+            continue
+        err = _errors(h, pairs, stacked)
         inliers = _one_to_one(pairs, err)
         score = _support(pairs, inliers)
         if len(inliers) >= 3 and (best is None or score > 0.5 * best[1]):
@@ -205,7 +223,7 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
                 np.concatenate([pairs[k].dst for k in inliers]),
             )
             if refit is not None:
-                again = _one_to_one(pairs, _errors(refit, pairs))
+                again = _one_to_one(pairs, _errors(refit, pairs, stacked))
                 if _support(pairs, again) > score:
                     h, inliers, score = refit, again, _support(pairs, again)
         if best is None or score > best[1]:
