@@ -901,7 +901,15 @@ def _edge_terms(
         world = cfg.world_weight * agree_world * -1
         mapped = cfg.world_weight * agree_map * -1
         continuity = cfg.continuity_weight * agree_cont * -1
-        total = np.where(np.isnan(app), cfg.missing_appearance, app / scale) + penalties
+        scaled = app / scale
+        if cfg.spread_k > 0 and len(v.different) >= 20:
+            # an embedder whose known-different distances are concentrated (a strong one) also joins what is
+            # far below them in units of their spread, though far in absolute terms: f(median) = 1 and
+            # f(median - spread_k * spread) = threshold, spread = median - 5th percentile
+            spread = max(scale - float(np.quantile(v.different, 0.05)), 1e-6)
+            by_spread = 1.0 - (1.0 - cfg.threshold) * (scale - app) / (cfg.spread_k * spread)
+            scaled = np.fmin(scaled, by_spread)
+        total = np.where(np.isnan(app), cfg.missing_appearance, scaled) + penalties
         total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
         # a return into one camera that only appearance supports must look more alike than different people
         # do in this run: the share of proven-different pairs at least as close is its false-match rate

@@ -348,6 +348,10 @@ class AssociateConfig(_Checked):
     # reentry_rate: a weak descriptor cannot rejoin look-alikes, a strong one rejoins as before
     reentry_weight: float = 0.6
     reentry_rate: float = 0.05
+    # appearance also joins what lies spread_k spreads (median - 5th percentile of the distances of pairs
+    # proven different) below that median, however far in absolute terms: an embedder whose different people
+    # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
+    spread_k: float = 2.0
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
     calibration: str | None = None
@@ -367,6 +371,7 @@ class AssociateConfig(_Checked):
             "continuity_weight",
             "missing_appearance",
             "reentry_weight",
+            "spread_k",
         ):
             self._number(name, 0)
         self._number("reentry_rate", 0, 1, lo_open=True)
