@@ -42,7 +42,6 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -167,29 +166,11 @@ def _truth(tracklets, gt_dir: Path):
 
 def _score(tracklets, ids, gt_dir: Path, frames: dict[str, int], people) -> dict:
     """Multi-camera IDF1 (TrackEval, all cameras as one sequence), per-camera IDF1 and pairwise P/R."""
-    import contextlib
-    import io
-
     import numpy as np
 
-    from tracker.evaluate import evaluate_run, pairwise_f1
-    from tracker.mot import mot_text
+    from tracker.evaluate import evaluate_tracklets, pairwise_f1
 
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp)
-        (run / "mot").mkdir()
-        rows: dict[str, list] = {}
-        for t, g in zip(tracklets, ids):
-            for f, b, c in zip(t.frames, t.boxes, t.scores):
-                rows.setdefault(t.camera, []).append([f, g, b[0], b[1], b[2] - b[0], b[3] - b[1], c])
-        for cam, r in rows.items():
-            arr = np.asarray(r, np.float64)
-            (run / "mot" / f"{cam}.txt").write_text(mot_text(arr[np.lexsort((arr[:, 1], arr[:, 0]))]))
-        (run / "run.json").write_text(
-            json.dumps({"cameras": [{"name": c, "frames_total": n} for c, n in frames.items()]})
-        )
-        with contextlib.redirect_stdout(io.StringIO()):
-            m = evaluate_run(run, gt_dir)
+    m = evaluate_tracklets(tracklets, ids, gt_dir, frames)
     p, r, _ = pairwise_f1(np.asarray(ids), people)
     cams = [v["IDF1"] for v in m["cameras"].values()]
     return {

@@ -221,6 +221,32 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def evaluate_tracklets(
+    tracklets: Sequence, ids: Sequence[int], gt_dir: str | Path, frames: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Score tracklets with the given global ``ids`` (one per tracklet) against ``gt_dir`` as
+    :func:`evaluate_run` scores a run (``ALL`` is the multi-camera score): their boxes and scores are written
+    as ``mot/<camera>.txt`` of a temporary run directory; ``frames``: per camera, the frames the run covered
+    (default: as the ground truth says). For re-associating stored tracklets without writing a run."""
+    from tracker.mot import mot_text
+
+    rows: dict[str, list[np.ndarray]] = {}
+    for t, g in zip(tracklets, np.asarray(ids).tolist()):
+        xywh = np.c_[t.boxes[:, :2], t.boxes[:, 2:] - t.boxes[:, :2]]
+        rows.setdefault(t.camera, []).append(np.c_[t.frames, np.full(len(t), g), xywh, t.scores])
+    with tempfile.TemporaryDirectory(prefix="multicam-eval-") as tmp:
+        run = Path(tmp)
+        (run / "mot").mkdir()
+        for cam, parts in rows.items():
+            data = np.concatenate(parts)
+            (run / "mot" / f"{cam}.txt").write_text(mot_text(data[np.lexsort((data[:, 1], data[:, 0]))]))
+        if frames is not None:
+            cams = [{"name": c, "frames_total": int(n)} for c, n in frames.items()]
+            (run / "run.json").write_text(json.dumps({"cameras": cams}))
+        with contextlib.redirect_stdout(io.StringIO()):
+            return evaluate_run(run, gt_dir)
+
+
 def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """Pairwise precision, recall and F1 of a clustering ``labels`` against ``truth`` (both (N,) ints):
     a pair of items counts as joined when both share a label."""
