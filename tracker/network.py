@@ -94,7 +94,8 @@ def _foot_at(times: np.ndarray, feet: np.ndarray, heights: np.ndarray, at: np.nd
 
 
 def _apply(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    q = np.c_[pts, np.ones(len(pts))] @ h.T
+    """(N, 2) points through the homography ``h`` (NaN or inf where they map to infinity)."""
+    q = pts @ h[:, :2].T + h[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         return q[:, :2] / q[:, 2:]
 
@@ -145,6 +146,11 @@ def _pairs(tracks, a: int, b: int) -> list[_Pair]:
     return pairs
 
 
+def _fit_pairs(pairs: list[_Pair], which: list[int]) -> np.ndarray | None:
+    """The homography fitted to every sampled instant of the pairs ``which``."""
+    return _fit(np.concatenate([pairs[k].src for k in which]), np.concatenate([pairs[k].dst for k in which]))
+
+
 def _stack(pairs: list[_Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs' sampled foot points and heights, concatenated: (P * SAMPLES, 2), (P * SAMPLES, 2), (P * SAMPLES,)."""
     return (
@@ -158,9 +164,8 @@ def _errors(h: np.ndarray, pairs: list[_Pair], stacked=None) -> np.ndarray:
     """(P,) median mapping error of each pair in box heights of camera b (``stacked``: :func:`_stack` of
     ``pairs``, when already made)."""
     src, dst, height = stacked if stacked is not None else _stack(pairs)
-    q = src @ h[:, :2].T + h[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = q[:, :2] / q[:, 2:] - dst
+    d = _apply(h, src) - dst
+    with np.errstate(invalid="ignore"):
         err = np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2) / height
     err = np.where(np.isfinite(err), err, np.inf)
     return np.sort(err.reshape(len(pairs), SAMPLES), axis=1)[:, SAMPLES // 2]
@@ -218,10 +223,7 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         if len(inliers) >= 3 and (best is None or score > 0.5 * best[1]):
             # local optimisation: refit on every instant of the hypothesis' inliers and score that too (a fit
             # to six points of two short, nearly straight walks is poorly conditioned)
-            refit = _fit(
-                np.concatenate([pairs[k].src for k in inliers]),
-                np.concatenate([pairs[k].dst for k in inliers]),
-            )
+            refit = _fit_pairs(pairs, inliers)
             if refit is not None:
                 again = _one_to_one(pairs, _errors(refit, pairs, stacked))
                 if _support(pairs, again) > score:
@@ -235,9 +237,7 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         inliers = _one_to_one(pairs, _errors(h, pairs))
         if len(inliers) < 2:
             return None
-        refined = _fit(
-            np.concatenate([pairs[k].src for k in inliers]), np.concatenate([pairs[k].dst for k in inliers])
-        )
+        refined = _fit_pairs(pairs, inliers)
         if refined is None:
             break
         h = refined
@@ -291,7 +291,7 @@ def _held_out_error(pairs: list[_Pair], inliers: list[int], k: int) -> float:
     others = [m for m in inliers if m != k]
     if len(others) < 2:
         return np.inf
-    h = _fit(np.concatenate([pairs[m].src for m in others]), np.concatenate([pairs[m].dst for m in others]))
+    h = _fit_pairs(pairs, others)
     return np.inf if h is None else float(_errors(h, [pairs[k]])[0])
 
 
