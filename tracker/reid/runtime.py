@@ -146,21 +146,34 @@ class _RuntimeEmbedder(abc.ABC):
         }
 
 
+def _runtime(package: str, embedder: str):
+    """The runtime module ``package``, or one InputError line saying which package ``embedder`` needs."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError:
+        raise InputError(
+            f"reid.embedder {embedder} needs the '{package}' package (pip install {package})"
+        ) from None
+
+
+def _model_file(path: str | Path) -> Path:
+    """``path`` as a Path; InputError when it is not a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"reid.weights: {path}: file not found")
+    return path
+
+
 class OnnxEmbedder(_RuntimeEmbedder):
     """An ONNX re-identification network in ONNX Runtime (CPU): input (N, 3, H, W), output (N, dim)."""
 
     name = "onnx"
 
     def __init__(self, path: str | Path, batch_size: int = 64, threads: int = 0) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InputError(
-                "reid.embedder onnx needs the 'onnxruntime' package (pip install onnxruntime)"
-            ) from None
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"reid.weights: {path}: file not found")
+        ort = _runtime("onnxruntime", "onnx")
+        path = _model_file(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads(threads)
         options.log_severity_level = 3
@@ -232,15 +245,8 @@ class OpenVinoEmbedder(_RuntimeEmbedder):
     name = "openvino"
 
     def __init__(self, path: str | Path, batch_size: int = 64, threads: int = 0) -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise InputError(
-                "reid.embedder openvino needs the 'openvino' package (pip install openvino)"
-            ) from None
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"reid.weights: {path}: file not found")
+        ov = _runtime("openvino", "openvino")
+        path = _model_file(path)
         core = ov.Core()
         try:
             model = core.read_model(str(path))
