@@ -146,7 +146,7 @@ def idf1(run: Path, gt: Path) -> float:
 def oracle(run: Path, gt: Path, truth: Truth, work: Path) -> float:
     """IDF1 with every tracklet given its majority gt person (unmatched ones keep an id of their own)."""
     from tracker.fsutil import atomic_write_text
-    from tracker.mot import mot_text
+    from tracker.mot import mot_text, tracklet_rows
     from tracker.store import ResultsStore
 
     shutil.rmtree(work, ignore_errors=True)
@@ -154,7 +154,7 @@ def oracle(run: Path, gt: Path, truth: Truth, work: Path) -> float:
     shutil.copy2(run / "run.json", work / "run.json")
     with ResultsStore.open(run / "results.sqlite", readonly=True) as store:
         tracklets = store.tracklets(crops=False)
-    rows: dict[str, list] = {}
+    by_camera: dict[str, tuple[list, list]] = {}
     taken: dict[tuple[str, int], set[int]] = {}  # (camera, person) -> frames already given to a tracklet
     for n, t in enumerate(sorted(tracklets, key=lambda t: -len(t))):
         p = truth.person(t.camera, t.frames, t.boxes)
@@ -163,13 +163,11 @@ def oracle(run: Path, gt: Path, truth: Truth, work: Path) -> float:
             p = None  # one person twice in one frame: this impure tracklet keeps an id of its own
         if p is not None:
             taken.setdefault((t.camera, p), set()).update(frames)
-        ident = p if p is not None else 100_000 + n
-        xywh = np.c_[t.boxes[:, :2], t.boxes[:, 2:] - t.boxes[:, :2]]
-        for f, b, c in zip(t.frames, xywh, t.scores):
-            rows.setdefault(t.camera, []).append((f, ident, *b, c))
-    for cam, r in rows.items():
-        arr = np.asarray(sorted(r), np.float64).reshape(-1, 7)
-        atomic_write_text(work / "mot" / f"{cam}.txt", mot_text(arr))
+        items, ids = by_camera.setdefault(t.camera, ([], []))
+        items.append(t)
+        ids.append(p if p is not None else 100_000 + n)
+    for cam, (items, ids) in by_camera.items():
+        atomic_write_text(work / "mot" / f"{cam}.txt", mot_text(tracklet_rows(items, ids)))
     return idf1(work, gt)
 
 

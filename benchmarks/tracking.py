@@ -223,6 +223,7 @@ def run_ours(seq: Sequence, cfg=None) -> tuple[np.ndarray, tuple[float, float]]:
     """Our CameraTracker over every frame; returns (MOT rows (N, 7) frame,id,x,y,w,h,conf, (wall seconds,
     CPU seconds of this process))."""
     from tracker.config import TrackConfig
+    from tracker.mot import tracklet_rows
     from tracker.track import CameraTracker
     from tracker.types import Detections
 
@@ -235,17 +236,7 @@ def run_ours(seq: Sequence, cfg=None) -> tuple[np.ndarray, tuple[float, float]]:
         tracker.update(frame, t, dets)
     tracklets = tracker.finish()
     seconds = (time.perf_counter() - start, time.process_time() - cpu)
-    parts = [
-        np.c_[
-            tr.frames,
-            np.full(len(tr), tr.track_id),
-            tr.boxes[:, :2],
-            tr.boxes[:, 2:] - tr.boxes[:, :2],
-            tr.scores,
-        ]
-        for tr in tracklets
-    ]
-    return (np.concatenate(parts) if parts else np.zeros((0, 7))), seconds
+    return tracklet_rows(tracklets), seconds
 
 
 class _Boxes:
@@ -463,8 +454,8 @@ def pets_end_to_end(eval_data: Path, detectors: list[str], yolo_weights: Path | 
     from tracker.config import ModelsConfig, TrackConfig
     from tracker.detect import build_detector
     from tracker.evaluate import evaluate_sequences
-    from tracker.export import mot_text
     from tracker.geometry import iou_matrix, linear_assignment
+    from tracker.mot import mot_text, tracklet_rows
     from tracker.track import CameraTracker
     from tracker.video import open_source
 
@@ -502,17 +493,7 @@ def pets_end_to_end(eval_data: Path, detectors: list[str], yolo_weights: Path | 
                 tp += len(linear_assignment(1.0 - iou_matrix(g, dets.xyxy), 0.5)[0])
         tracklets = tracker.finish()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        parts = [
-            np.c_[
-                tr.frames,
-                np.full(len(tr), tr.track_id),
-                tr.boxes[:, :2],
-                tr.boxes[:, 2:] - tr.boxes[:, :2],
-                tr.scores,
-            ]
-            for tr in tracklets
-        ]
-        result = np.concatenate(parts) if parts else np.zeros((0, 7))
+        result = tracklet_rows(tracklets)
         with tempfile.TemporaryDirectory(prefix="bench-pets-") as tmp:
             path = Path(tmp) / "PETS09-S2L1.txt"
             path.write_text(mot_text(result[np.lexsort((result[:, 1], result[:, 0]))]))

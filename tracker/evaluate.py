@@ -228,18 +228,18 @@ def evaluate_tracklets(
     :func:`evaluate_run` scores a run (``ALL`` is the multi-camera score): their boxes and scores are written
     as ``mot/<camera>.txt`` of a temporary run directory; ``frames``: per camera, the frames the run covered
     (default: as the ground truth says). For re-associating stored tracklets without writing a run."""
-    from tracker.mot import mot_text
+    from tracker.mot import mot_text, tracklet_rows
 
-    rows: dict[str, list[np.ndarray]] = {}
+    by_camera: dict[str, tuple[list, list]] = {}
     for t, g in zip(tracklets, np.asarray(ids).tolist()):
-        xywh = np.c_[t.boxes[:, :2], t.boxes[:, 2:] - t.boxes[:, :2]]
-        rows.setdefault(t.camera, []).append(np.c_[t.frames, np.full(len(t), g), xywh, t.scores])
+        items, gids = by_camera.setdefault(t.camera, ([], []))
+        items.append(t)
+        gids.append(g)
     with tempfile.TemporaryDirectory(prefix="multicam-eval-") as tmp:
         run = Path(tmp)
         (run / "mot").mkdir()
-        for cam, parts in rows.items():
-            data = np.concatenate(parts)
-            (run / "mot" / f"{cam}.txt").write_text(mot_text(data[np.lexsort((data[:, 1], data[:, 0]))]))
+        for cam, (items, gids) in by_camera.items():
+            (run / "mot" / f"{cam}.txt").write_text(mot_text(tracklet_rows(items, gids)))
         if frames is not None:
             cams = [{"name": c, "frames_total": int(n)} for c, n in frames.items()]
             (run / "run.json").write_text(json.dumps({"cameras": cams}))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.errors import InputError
+from tracker.geometry import xyxy_to_xywh
 
 MAX_VALUE = 1e9  # no frame number, id or pixel coordinate is larger (and every value fits float32 and int64)
 
@@ -63,3 +64,14 @@ def mot_text(rows: np.ndarray) -> str:
         f"{int(f)},{int(i)},{x:.2f},{y:.2f},{w:.2f},{h:.2f},{c:.3f},-1,-1,-1\n"
         for f, i, x, y, w, h, c in rows.tolist()
     )
+
+
+def tracklet_rows(tracklets, ids=None) -> np.ndarray:
+    """(N, 7) rows ``frame, id, x, y, w, h, conf`` of the tracklets' boxes and scores, sorted by frame then
+    id, for :func:`mot_text`; ``ids``: one per tracklet (default: each tracklet's ``track_id``)."""
+    ids = [t.track_id for t in tracklets] if ids is None else np.asarray(ids).tolist()
+    parts = [
+        np.c_[t.frames, np.full(len(t), g), xyxy_to_xywh(t.boxes), t.scores] for t, g in zip(tracklets, ids)
+    ]
+    rows = np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, 7))
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
