@@ -216,7 +216,9 @@ def test_random_bytes_as_videos(tmp_path_factory, capfd, data):
         for at in data.draw(st.lists(st.integers(0, len(blob) - 1), min_size=1, max_size=20)):
             blob[at] = data.draw(st.integers(0, 255))
         blob = bytes(blob)
-    stem = data.draw(NAMES).replace("/", "_").strip() or "x"
+    stem = data.draw(NAMES).replace("/", "_").strip()
+    if stem.strip(".") == "":  # "", "." and ".." name no file of their own
+        stem = "x" + stem
     suffix = data.draw(st.sampled_from([".mp4", ".avi", ".mkv", ".png", ""]))
     video = sandbox / "in" / f"{stem}{suffix}"
     video.parent.mkdir()
