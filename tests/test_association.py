@@ -216,7 +216,7 @@ def test_same_camera_overlap_is_a_cannot_link_even_for_identical_looks():
         _tracklet("cam1", 2, 5, 15, e),
         _tracklet("cam1", 3, 17, 20, e),
     ]
-    result = associate(tracklets, AssociateConfig())
+    result = associate(tracklets, AssociateConfig(reentry="person"))
     _check(tracklets, result)
     assert result.global_ids[0] != result.global_ids[1]
     assert result.global_ids[2] in result.global_ids[:2]  # the re-entry joins one of them
@@ -266,12 +266,36 @@ def test_broken_track_and_reentry_rejoin_within_one_camera():
         _tracklet("cam1", 5, 41, 44, None, foot=(300, 250), velocity=(10, 0)),
         _tracklet("cam1", 6, 44.8, 48, None, foot=(340, 250), velocity=(10, 0)),  # no appearance, continues
     ]
-    result = associate(tracklets, AssociateConfig())
+    result = associate(tracklets, AssociateConfig(reentry="person"))
     _check(tracklets, result)
     g = result.global_ids
     assert g[0] == g[1] == g[3] and g[2] != g[0] and g[4] == g[5] and g[4] not in (g[0], g[2])
     broken = next(e for e in result.evidence if {e.a, e.b} == {("cam1", 5), ("cam1", 6)})
     assert broken.terms["image_distance"] < 0.5 and "appearance" not in broken.terms
+    # one camera by default: its output is a MOT sequence, where each entry into the view is a new identity;
+    # the continuations stay joined
+    visits = associate(tracklets, AssociateConfig())
+    _check(tracklets, visits)
+    g = visits.global_ids
+    assert visits.info["reentry"] == "visit" and result.info["reentry"] == "person"
+    assert g[0] == g[1] and g[4] == g[5] and len({g[0], g[2], g[3], g[4]}) == 4
+
+
+def test_visits_keep_a_return_apart_across_cameras_too():
+    """``reentry: visit`` with two cameras: a person seen in cam1, then cam2, then cam1 again is joined with
+    cam2 once, never twice into one identity with both cam1 visits; ``auto`` with two cameras is ``person``."""
+    e = _unit(np.ones(16))
+    tracklets = [
+        _tracklet("cam1", 1, 0, 10, e, foot=(100, 300)),
+        _tracklet("cam2", 1, 15, 25, e, foot=(300, 300)),
+        _tracklet("cam1", 2, 30, 40, e, foot=(120, 300)),
+    ]
+    person = associate(tracklets, AssociateConfig())
+    assert person.info["reentry"] == "person" and len(set(person.global_ids.tolist())) == 1
+    visit = associate(tracklets, AssociateConfig(reentry="visit"))
+    _check(tracklets, visit)
+    g = visit.global_ids
+    assert g[0] != g[2] and g[1] in (g[0], g[2]) and visit.info["refused_cannot_link"] >= 1
 
 
 # ------------------------------------------------------------------------------------------ ground plane
@@ -556,14 +580,15 @@ def test_reentry_on_appearance_alone_needs_to_beat_the_runs_look_alikes(seed):
     only appearance supports is as likely another member of the group, so joins stay precise (the default
     penalises returns by their false-match rate among people proven different); without the penalty
     precision collapses. With distinct looks every return is still rejoined."""
+    person = AssociateConfig(reentry="person")  # one camera: returns are new identities by default
     alike = synthetic_scene(40, (0,), seed=seed, rate=0.4, p_return=0.5, look_alike=0.95, noise=1.0)
-    p_on, _, f_on = pairwise_f1(associate(alike.tracklets, AssociateConfig()).global_ids, alike.person)
+    p_on, _, f_on = pairwise_f1(associate(alike.tracklets, person).global_ids, alike.person)
     p_off, _, f_off = pairwise_f1(
-        associate(alike.tracklets, AssociateConfig(reentry_weight=0)).global_ids, alike.person
+        associate(alike.tracklets, dataclasses.replace(person, reentry_weight=0)).global_ids, alike.person
     )
     assert p_on >= 0.7 and p_on > p_off + 0.3 and f_on >= f_off
     distinct = synthetic_scene(40, (0,), seed=seed, rate=0.4, p_return=0.5, look_alike=0.0, noise=0.5)
-    assert pairwise_f1(associate(distinct.tracklets, AssociateConfig()).global_ids, distinct.person)[2] == 1.0
+    assert pairwise_f1(associate(distinct.tracklets, person).global_ids, distinct.person)[2] == 1.0
 
 
 @pytest.mark.parametrize("seed", [1, 2])

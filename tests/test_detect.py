@@ -394,3 +394,21 @@ def test_missing_runtime_is_one_line(shared_yolo, monkeypatch):
         build_detector(DetectConfig(detector="yolo", weights=str(shared_yolo), device="cpu"), OFFLINE)
     assert detect.cached_export(shared_yolo.parent, "yolov8n") is None  # auto skips exports it cannot run
     detect._load_yolo.cache_clear()
+
+
+def test_loading_ultralytics_leaves_the_thread_count_alone(tmp_path):
+    """ultralytics sets OMP_NUM_THREADS=1 when imported; the ReID runtimes and the camera workers read it,
+    so a YOLO run must not inherit it (they would run on one core)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from tracker.config import ModelsConfig; from tracker.detect import _prepare_ultralytics; "
+        f"_prepare_ultralytics(ModelsConfig(cache_dir={str(tmp_path)!r}, offline=True)); "
+        "import ultralytics; print(os.environ.get('OMP_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"

@@ -72,7 +72,7 @@ from tracker.calibration import Calibration
 from tracker.config import AssociateConfig, CameraLink
 from tracker.errors import InputError
 from tracker.geometry import foot_points, to_ground
-from tracker.network import MIN_LOG_STD, learn_overlaps, learn_transits
+from tracker.network import MIN_LOG_STD, index_ranges, learn_overlaps, learn_transits
 from tracker.network import PRIOR_WEIGHT as _PRIOR_WEIGHT
 from tracker.types import Tracklet
 
@@ -447,14 +447,6 @@ def _row_dots(e: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All ``(i, j)`` with ``lo[i] <= j < hi[i]``, vectorised."""
-    count = np.maximum(hi - lo, 0)
-    i = np.repeat(np.arange(len(lo)), count)
-    j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
-    return i, j
-
-
 def _spatial_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[np.ndarray, np.ndarray]:
     """Same-camera continuations within ``break_gap``, and pairs seen at once by two cameras whose positions
     can be compared (both calibrated, or a learned overlap)."""
@@ -463,14 +455,14 @@ def _spatial_edges(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tuple[n
         idx = np.flatnonzero(v.cam == c)  # sorted by start
         lo = np.searchsorted(v.start[idx], v.end[idx], "right")
         hi = np.searchsorted(v.start[idx], v.end[idx] + cfg.break_gap, "right")
-        a, b = _ranges(lo, hi)
+        a, b = index_ranges(lo, hi)
         out_i.append(idx[a])
         out_j.append(idx[b])
     placed = v.calibrated | topo.mapped.any(axis=1)  # cameras whose positions can be compared with another's
     idx = np.flatnonzero(placed[v.cam])
     if len(idx) > 1:
         hi = np.searchsorted(v.start[idx], v.end[idx], "right")
-        a, b = _ranges(np.arange(len(idx)) + 1, hi)
+        a, b = index_ranges(np.arange(len(idx)) + 1, hi)
         a, b = idx[a], idx[b]
         ca, cb = v.cam[a], v.cam[b]
         comparable = (v.calibrated[ca] & v.calibrated[cb]) | topo.mapped[ca, cb]
@@ -521,7 +513,7 @@ def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tupl
     lo = np.arange(1, len(rows) + 1)
     hi = np.searchsorted(v.start[rows], v.end[rows], "right")  # rows[j] starts while rows[i] is still seen
     step = max(1, -(-int((hi - lo).sum()) // 1_000_000))  # a crowded scene: every step-th tracklet only
-    i, j = _ranges(lo[::step], hi[::step])
+    i, j = index_ranges(lo[::step], hi[::step])
     i = i * step
     keep = _conflict(v, topo, cfg, rows[i], rows[j])
     i, j = i[keep], j[keep]
@@ -602,13 +594,13 @@ class _AppearanceModel:
         if a == b:  # within one camera: the pairs seen at the same time (a hard cannot-link)
             lo = np.arange(1, len(ia) + 1)
             hi = np.searchsorted(v.start[ia], v.end[ia], "right")
-            x, y = _ranges(lo, hi)
+            x, y = index_ranges(lo, hi)
         else:  # between two cameras: pairs seen within max_gap of each other (almost all different people)
             longest = float((v.end[ib] - v.start[ib]).max())
             lo = np.searchsorted(v.start[ib], v.start[ia] - cfg.max_gap - longest, "left")
             hi = np.searchsorted(v.start[ib], v.end[ia] + cfg.max_gap, "right")
             if int(np.maximum(hi - lo, 0).sum()) <= 4 * self.SAMPLE:
-                x, y = _ranges(lo, hi)
+                x, y = index_ranges(lo, hi)
             else:  # a long recording: random query tracklets, each with a random partner in its window
                 x = rng.integers(0, len(ia), 4 * self.SAMPLE)
                 width = hi[x] - lo[x]
@@ -779,6 +771,14 @@ class _Transits:
         return out
 
 
+def reentry_mode(cfg: AssociateConfig, cameras: Sequence[str]) -> str:
+    """``person`` or ``visit``: how a return into one view is treated (``associate.reentry``; ``auto`` is
+    ``visit`` for a run of one camera, whose output is a MOTChallenge sequence, and ``person`` otherwise)."""
+    if cfg.reentry != "auto":
+        return cfg.reentry
+    return "visit" if len(cameras) == 1 else "person"
+
+
 def _network_info(topo: _Topology, transits: _Transits | None) -> dict | None:
     """The learned camera network for run.json: overlaps, probably disjoint pairs, transits."""
     if topo.network is None:
@@ -919,6 +919,15 @@ def _edge_terms(
             rate = np.searchsorted(v.different, app[back], side="right") / len(v.different)
             reentry[back] = cfg.reentry_weight * np.clip(rate / cfg.reentry_rate, 0.0, 1.0)
         total += np.nan_to_num(reentry)
+    if reentry_mode(cfg, v.names) == "visit":  # a return into one view is a new identity: no edge there
+        keep = (ci != cj) | ~np.isnan(image)
+        i, j, total, gap, app, evidence, time_term, transit, together = (
+            x[keep] for x in (i, j, total, gap, app, evidence, time_term, transit, together)
+        )
+        speed, fast, world_m, world, mapped_h, mapped, image, continuity, succession, reentry = (
+            x[keep]
+            for x in (speed, fast, world_m, world, mapped_h, mapped, image, continuity, succession, reentry)
+        )
     terms = {
         "appearance": app,
         "appearance_evidence": np.where(np.isnan(app), np.nan, evidence),
@@ -983,10 +992,13 @@ class _Clusters:
         for a, b in apart:
             self.apart.setdefault(a, set()).add(b)
             self.apart.setdefault(b, set()).add(a)
+        self.visits = reentry_mode(cfg, v.names) == "visit"
 
     def cannot_link(self, a: int, b: int) -> bool:
         small, big = sorted((self.members[a], self.members[b]), key=len)
         if self.apart and any(x in self.apart and not self.apart[x].isdisjoint(big) for x in small):
+            return True
+        if self.visits and self._two_visits(small, big):
             return True
         (sa, ea), (sb, eb) = self.span[a], self.span[b]
         if min(ea, eb) < max(sa, sb):  # never seen at the same time: no cannot-link can apply
@@ -999,6 +1011,20 @@ class _Clusters:
             np.fromiter(big, np.int64, len(big))[None, :],
         )
         return bool(_conflict(self.v, self.topo, self.cfg, ia, ib).any())
+
+    def _two_visits(self, small: set[int], big: set[int]) -> bool:
+        """Whether joining would give one identity two visits to a camera (``reentry: visit``): its tracklets
+        there, in time order, leave a gap longer than ``break_gap``."""
+        v = self.v
+        cams = {int(v.cam[x]) for x in small}
+        for cam in cams & {int(v.cam[x]) for x in big}:
+            there = sorted((v.start[x], v.end[x]) for x in small | big if v.cam[x] == cam)
+            reach = there[0][1]
+            for start, end in there[1:]:
+                if start - reach > self.cfg.break_gap:
+                    return True
+                reach = max(reach, end)
+        return False
 
     def find(self, i: int) -> int:
         """The cluster tracklet ``i`` is in now."""
@@ -1306,6 +1332,7 @@ def associate(
         "constraints_unknown": unknown,
         "constraints_same_refused": unjoinable,
         "identities": len(first),
+        "reentry": reentry_mode(cfg, v.names),
         "network": _network_info(topo, transits),
         "passes": passes,
         "appearance_null": model.info() if model is not None else None,

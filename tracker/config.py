@@ -37,6 +37,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 INTERPOLATIONS = ("bicubic", "bilinear")
 EXECUTORS = ("local", "ray")
 APPEARANCE_MODES = ("adaptive", "scaled")
+REENTRY_MODES = ("auto", "person", "visit")
 FASTREID_MGN_URL = "https://github.com/JDAI-CV/fast-reid/releases/download/v0.1.1/market_mgn_R50-ibn.pth"
 
 
@@ -348,6 +349,11 @@ class AssociateConfig(_Checked):
     # reentry_rate: a weak descriptor cannot rejoin look-alikes, a strong one rejoins as before
     reentry_weight: float = 0.6
     reentry_rate: float = 0.05
+    # a person who leaves a view and comes back into it: person (one identity, appearance decides under the
+    # rule above), visit (a new identity at each entry into a view, as MOTChallenge ground truth counts them;
+    # only a continuation within break_gap joins two tracks of one camera), auto (visit for a run of one
+    # camera, whose output is a MOT sequence; person for several)
+    reentry: str = "auto"
     # appearance also joins what lies spread_k spreads (median - 5th percentile of the distances of pairs
     # proven different) below that median, however far in absolute terms: an embedder whose different people
     # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
@@ -376,6 +382,7 @@ class AssociateConfig(_Checked):
             self._number(name, 0)
         self._number("reentry_rate", 0, 1, lo_open=True)
         self._choice("appearance", APPEARANCE_MODES)
+        self._choice("reentry", REENTRY_MODES)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)
         for name in ("knn", "search_dim", "exact_search_max", "network_passes"):

@@ -171,8 +171,11 @@ def _prepare_ultralytics(models: ModelsConfig) -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
     if models.offline:
         os.environ["YOLO_OFFLINE"] = "1"
+    threads = os.environ.get("OMP_NUM_THREADS")
     from ultralytics.utils import SETTINGS
 
+    if threads is None:  # ultralytics sets OMP_NUM_THREADS=1 at import, for the ReID runtimes and workers too
+        os.environ.pop("OMP_NUM_THREADS", None)
     wanted = {"sync": False, "weights_dir": str(cache / "weights")}
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)

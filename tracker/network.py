@@ -33,6 +33,7 @@ MIN_EVIDENCE = 30.0  # seconds of co-occurrence after which a camera pair withou
 MAX_PAIRS = 400  # co-occurring pairs per camera pair considered (the longest shared)
 MIN_COVISIBLE = 0.5  # share of one view's people mapped into the other's walked area that it sees there
 ITERATIONS = 300
+HELD_OUT_FOLDS = 10  # inliers checked one by one against the others' mapping; beyond, in this many folds
 PRESCORE_PAIRS = 60  # the longest-shared pairs a hypothesis must find 3 agreeing among before a full score
 
 
@@ -124,26 +125,50 @@ class _Pair:
     height: np.ndarray  # (S,) box heights in camera b
 
 
+def index_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(i, j)`` with ``lo[i] <= j < hi[i]``, vectorised."""
+    count = np.maximum(hi - lo, 0)
+    i = np.repeat(np.arange(len(lo)), count)
+    j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    return i, j
+
+
 def _pairs(tracks, a: int, b: int) -> list[_Pair]:
-    """The co-occurring tracklet pairs of cameras ``a`` and ``b`` (longest shared first)."""
+    """The co-occurring tracklet pairs of cameras ``a`` and ``b`` seen together for at least
+    :data:`MIN_SHARED` seconds, the :data:`MAX_PAIRS` longest shared (ties by tracklet index)."""
     ia = np.flatnonzero(tracks.cam == a)
     ib = np.flatnonzero(tracks.cam == b)
-    out = []
-    for i in ia:
-        lo, hi = tracks.start[i], tracks.end[i]
-        for j in ib[(tracks.start[ib] < hi - MIN_SHARED) & (tracks.end[ib] > lo + MIN_SHARED)]:
-            t0, t1 = max(lo, tracks.start[j]), min(hi, tracks.end[j])
-            if t1 - t0 < MIN_SHARED:
-                continue
-            out.append((t1 - t0, int(i), int(j), t0, t1))
-    out.sort(key=lambda r: (-r[0], r[1], r[2]))
+    if not len(ia) or not len(ib):
+        return []
+    ib = ib[np.argsort(tracks.start[ib], kind="stable")]
+    sa, ea, sb, eb = tracks.start[ia], tracks.end[ia], tracks.start[ib], tracks.end[ib]
+    longest = float((eb - sb).max())
+    # b's tracklets that start before a's ends (less MIN_SHARED) and may still be seen after it begins
+    first = np.searchsorted(sb, sa + MIN_SHARED - longest, "left")
+    last = np.searchsorted(sb, ea - MIN_SHARED, "left")
+    found = []
+    chunk = max(1, 2_000_000 // max(1, int(np.max(last - first, initial=1))))
+    for c in range(0, len(ia), chunk):  # bounded memory: a chunk of a's tracklets at a time
+        r, k = index_ranges(first[c : c + chunk], last[c : c + chunk])
+        r += c
+        t0, t1 = np.maximum(sa[r], sb[k]), np.minimum(ea[r], eb[k])
+        ok = (eb[k] > sa[r] + MIN_SHARED) & (t1 - t0 >= MIN_SHARED)
+        found.append(np.c_[t1[ok] - t0[ok], ia[r[ok]], ib[k[ok]], t0[ok], t1[ok]])
+        if sum(len(f) for f in found) > 4 * MAX_PAIRS:  # keep the running best only
+            found = [_longest(np.concatenate(found))]
+    rows = _longest(np.concatenate(found))
     pairs = []
-    for shared, i, j, t0, t1 in out[:MAX_PAIRS]:
+    for shared, i, j, t0, t1 in rows.tolist():
         at = np.linspace(t0, t1, SAMPLES)
-        src, _ = _foot_at(*tracks.path(i), at)
-        dst, height = _foot_at(*tracks.path(j), at)
-        pairs.append(_Pair(i, j, float(shared), src, dst, np.maximum(height, 1.0)))
+        src, _ = _foot_at(*tracks.path(int(i)), at)
+        dst, height = _foot_at(*tracks.path(int(j)), at)
+        pairs.append(_Pair(int(i), int(j), float(shared), src, dst, np.maximum(height, 1.0)))
     return pairs
+
+
+def _longest(rows: np.ndarray) -> np.ndarray:
+    """The :data:`MAX_PAIRS` rows ``shared, i, j, t0, t1`` of longest ``shared``, ties by ``i`` then ``j``."""
+    return rows[np.lexsort((rows[:, 2], rows[:, 1], -rows[:, 0]))[:MAX_PAIRS]]
 
 
 def _fit_pairs(pairs: list[_Pair], which: list[int]) -> np.ndarray | None:
@@ -243,7 +268,10 @@ def _mapping(pairs: list[_Pair], rng: np.random.Generator) -> tuple[np.ndarray, 
         h = refined
     err = _errors(h, pairs)
     inliers = _one_to_one(pairs, err)
-    confirmed = [k for k in inliers if _held_out_error(pairs, inliers, k) <= TOLERANCE]
+    if len(inliers) < MIN_SUPPORT:
+        return None
+    held_out = _held_out_errors(pairs, inliers)
+    confirmed = [k for k, e in zip(inliers, held_out) if e <= TOLERANCE]
     if len(confirmed) < MIN_SUPPORT or float(np.median(err[confirmed])) > MAX_ERROR:
         return None
     return h, confirmed, float(np.median(err[confirmed]))
@@ -285,14 +313,22 @@ def covisible(tracks, a: int, b: int, h: np.ndarray) -> float:
     return seen / inside if inside else float("nan")
 
 
-def _held_out_error(pairs: list[_Pair], inliers: list[int], k: int) -> float:
-    """Pair ``k``'s error under the mapping fitted to the other inliers alone: a chance fit (eight degrees of
-    freedom, a few short trajectories) does not predict a pair it was not fitted to; a real overlap does."""
-    others = [m for m in inliers if m != k]
-    if len(others) < 2:
-        return np.inf
-    h = _fit_pairs(pairs, others)
-    return np.inf if h is None else float(_errors(h, [pairs[k]])[0])
+def _held_out_errors(pairs: list[_Pair], inliers: list[int]) -> np.ndarray:
+    """Each inlier pair's error under the mapping fitted to the others alone: a chance fit (eight degrees of
+    freedom, a few short trajectories) does not predict a pair it was not fitted to; a real overlap does.
+    Leave-one-out up to :data:`HELD_OUT_FOLDS` inliers; beyond, each fold of that many is predicted by the
+    rest (the inliers best first, dealt round the folds)."""
+    folds = min(len(inliers), HELD_OUT_FOLDS)
+    out = np.full(len(inliers), np.inf)
+    for f in range(folds):
+        test = list(range(f, len(inliers), folds))
+        others = [m for k, m in enumerate(inliers) if k % folds != f]
+        if len(others) < 2:
+            continue
+        h = _fit_pairs(pairs, others)
+        if h is not None:
+            out[test] = _errors(h, [pairs[inliers[k]] for k in test])
+    return out
 
 
 def learn_overlaps(tracks, names: list[str], known: np.ndarray) -> Network:
