@@ -575,7 +575,7 @@ def act(run_dir: Path, action: str, *args) -> None:
         "undo": review.undo,
     }[action]
     try:
-        with ResultsStore.open(run_file(run_dir, DB_NAME)) as store:
+        with review.editing(run_dir, "track-view") as store:  # not while track-cameras rewrites the run
             outcome = func(store, *args)
         export_run(run_dir)
         st.session_state["notice"] = ("success", f"{outcome.message} Files re-exported.")

@@ -221,7 +221,10 @@ def _ablate(pairs: list[str], noises: list[float]) -> None:
         "default": (AssociateConfig(), False),
         "returns into a view: one identity (reentry: person)": (AssociateConfig(reentry="person"), False),
         "returns into a view: new identities (reentry: visit)": (AssociateConfig(reentry="visit"), False),
-        "no re-entry penalty (reentry: person)": (AssociateConfig(reentry_weight=0.0, reentry="person"), False),
+        "no re-entry penalty (reentry: person)": (
+            AssociateConfig(reentry_weight=0.0, reentry="person"),
+            False,
+        ),
         "no learned network": (AssociateConfig(learn_network=False), False),
         "adaptive appearance evidence (experimental)": (AssociateConfig(appearance="adaptive"), False),
         "no appearance": (AssociateConfig(), True),

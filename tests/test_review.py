@@ -403,6 +403,26 @@ def test_track_review_nothing_left_and_bad_input(run, tmp_path, capsys):
         assert "\n" not in err
 
 
+def test_a_correction_waits_for_a_run_writing_the_directory(run):
+    """While track-cameras holds the run directory (it reads the old store's corrections, then replaces the
+    store), an answer would land in a store about to be replaced: it is refused with the writer named, and
+    nothing changes; once the run is done the same answer is taken."""
+    from tracker.fsutil import RunDir
+    from tracker.review import main
+
+    run_dir, truth = run
+    q = json.loads(cli(run_dir, "--next", "--json"))
+    before = log_rows(run_dir), (run_dir / "identities.csv").read_bytes()
+    with RunDir(run_dir).lock("track-cameras"):
+        with pytest.raises(InputError, match="track-cameras .* is writing this run directory"):
+            run_cli([str(run_dir), "--answer", str(q["id"]), "same"])
+        with pytest.raises(SystemExit) as exc:
+            main([str(run_dir), "--undo"])
+        assert exc.value.code == 2
+    assert (log_rows(run_dir), (run_dir / "identities.csv").read_bytes()) == before
+    assert json.loads(cli(run_dir, "--answer", q["id"], "same", "--json"))["edit"] >= 1
+
+
 # ----------------------------------------------------------------------------------------------------------
 # corrections survive re-runs
 

@@ -908,7 +908,11 @@ def _edge_terms(
             # f(median - spread_k * spread) = threshold, spread = median - 5th percentile
             spread = max(scale - float(np.quantile(v.different, 0.05)), 1e-6)
             by_spread = 1.0 - (1.0 - cfg.threshold) * (scale - app) / (cfg.spread_k * spread)
-            scaled = np.fmin(scaled, by_spread)
+            # only for pairs closer than all but spread_rate of the proven-different ones: a tracklet's nearest
+            # other people lie in the tail of that distribution, not around its median
+            with np.errstate(invalid="ignore"):
+                rare = np.searchsorted(v.different, app, side="right") <= cfg.spread_rate * len(v.different)
+            scaled = np.where(rare, np.fmin(scaled, by_spread), scaled)
         total = np.where(np.isnan(app), cfg.missing_appearance, scaled) + penalties
         total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
         # a return into one camera that only appearance supports must look more alike than different people

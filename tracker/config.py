@@ -358,6 +358,7 @@ class AssociateConfig(_Checked):
     # proven different) below that median, however far in absolute terms: an embedder whose different people
     # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
     spread_k: float = 2.0
+    spread_rate: float = 0.01  # ... for pairs that look more alike than all but this share of those pairs
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
     calibration: str | None = None
@@ -381,6 +382,7 @@ class AssociateConfig(_Checked):
         ):
             self._number(name, 0)
         self._number("reentry_rate", 0, 1, lo_open=True)
+        self._number("spread_rate", 0, 1)
         self._choice("appearance", APPEARANCE_MODES)
         self._choice("reentry", REENTRY_MODES)
         if self.appearance_scale is not None:

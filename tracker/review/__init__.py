@@ -10,7 +10,7 @@
 * :mod:`~tracker.review.cli`: ``track-review``.
 """
 
-from tracker.review.carry import carry_edits
+from tracker.review.carry import carry_edits, editing
 from tracker.review.cli import main
 from tracker.review.constraints import active_constraints, describe, run_setting
 from tracker.review.queue import Ranked, question_json, ranked
@@ -24,6 +24,7 @@ __all__ = [
     "build_queue",
     "carry_edits",
     "describe",
+    "editing",
     "label",
     "main",
     "merge",

@@ -22,11 +22,12 @@ into the new one:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ import numpy as np
 from tracker._version import __version__
 from tracker.association import associate
 from tracker.errors import InputError
-from tracker.fsutil import atomic_write_json
+from tracker.export import results_path
+from tracker.fsutil import RunDir, atomic_write_json
 from tracker.geometry import iou_matrix
 from tracker.review.constraints import (
     Key,
@@ -336,3 +338,13 @@ class _UserEvidence:
     def __init__(self, a: Key, b: Key):
         self.global_id, self.a, self.b, self.distance, self.terms = 0, a, b, None, {}
         self.reason = f"{a[0]}#{a[1]} and {b[0]}#{b[1]}: merged by user (carried over from the previous run)."
+
+
+@contextlib.contextmanager
+def editing(run_dir: str | Path, holder: str) -> Iterator[ResultsStore]:
+    """``RUN_DIR/results.sqlite`` open for a reviewer's correction, under the run directory's writer lock: a
+    ``track-cameras`` re-run holds that lock from reading the old store's edits to replacing it, so an edit
+    made meanwhile would land in a store about to be replaced. InputError (naming the writer) while another
+    writer holds it; the edit is then not made. Export after the block, once the lock is released."""
+    with RunDir(run_dir).lock(holder), ResultsStore.open(results_path(run_dir)) as store:
+        yield store

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tracker.errors import InputError, cli_entry
 from tracker.export import export_run, results_path
+from tracker.review.carry import editing
 from tracker.review.constraints import active_edits, describe, run_setting
 from tracker.review.queue import TITLES, name, question_json, ranked
 from tracker.review.reassociate import REPLIES, answer, build_queue, refill, require_setting, undo
@@ -60,20 +61,21 @@ def run_cli(argv: list[str] | None = None) -> int:
     stdout, raises InputError for bad input."""
     args = _parser().parse_args(argv)
     path = results_path(args.run_dir)
-    with ResultsStore.open(path) as store:
-        if args.answer:
-            qid, reply = args.answer
-            if not qid.isdigit():
-                raise InputError(f"--answer {qid}: a question id is a whole number (see --next)")
-            if reply not in REPLIES:
-                raise InputError(f"--answer {qid} {reply}: the answer is one of {', '.join(REPLIES)}")
-            outcome = answer(store, int(qid), reply)
-            identities = store.count_identities()
-        elif args.undo is not None:
-            outcome = undo(store, None if args.undo == -1 else args.undo)
-            identities = store.count_identities()
-        else:
+    if args.answer is None and args.undo is None:
+        with ResultsStore.open(path) as store:
             return _show(store, args)
+    if args.answer:
+        qid, reply = args.answer
+        if not qid.isdigit():
+            raise InputError(f"--answer {qid}: a question id is a whole number (see --next)")
+        if reply not in REPLIES:
+            raise InputError(f"--answer {qid} {reply}: the answer is one of {', '.join(REPLIES)}")
+    with editing(args.run_dir, "track-review") as store:  # a correction: never beside a re-run
+        if args.answer:
+            outcome = answer(store, int(args.answer[0]), args.answer[1])
+        else:
+            outcome = undo(store, None if args.undo == -1 else args.undo)
+        identities = store.count_identities()
     written = export_run(args.run_dir)
     if args.json:
         print(
