@@ -358,7 +358,7 @@ class AssociateConfig(_Checked):
     # proven different) below that median, however far in absolute terms: an embedder whose different people
     # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
     spread_k: float = 2.0
-    spread_rate: float = 0.01  # ... for pairs that look more alike than all but this share of those pairs
+    spread_rate: float = 0.002  # ... for pairs that look more alike than all but this share of those pairs
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
     calibration: str | None = None
