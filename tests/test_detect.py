@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import SHARED
 from tracker.config import DetectConfig, ModelsConfig, MotionConfig
 from tracker.detect import (
     FileDetector,
@@ -296,7 +297,7 @@ def test_people_who_walk_together_stay_apart():
 
 # ------------------------------------------------------------------ the shared YOLOv8n INT8 OpenVINO export
 
-SHARED_YOLO = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "yolov8n_int8_openvino_model"
+SHARED_YOLO = SHARED / "models" / "yolov8n_int8_openvino_model"
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SHARED
 from tracker.evaluate import evaluate_sequences
 from tracker.video import read_seqinfo
 
@@ -107,7 +108,7 @@ def test_pets09_end_to_end_motion_detector(eval_data, tmp_path):
     )
 
 
-SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+SHARED_MODELS = SHARED / "models"
 YOLO_EXPORT = SHARED_MODELS / "yolov8n_int8_openvino_model"
 OMZ_0288 = (
     SHARED_MODELS

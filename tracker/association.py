@@ -816,6 +816,9 @@ def _edge_terms(
     i, j = key // n, key % n  # i starts first (canonical order)
     ci, cj = v.cam[i], v.cam[j]
     gap = np.maximum(v.start[i], v.start[j]) - np.minimum(v.end[i], v.end[j])
+    if reentry_mode(cfg, v.names) == "visit":  # a return into one view is a new identity: only continuations
+        keep = (ci != cj) | (gap <= cfg.break_gap)
+        i, j, ci, cj, gap, sim = (x[keep] for x in (i, j, ci, cj, gap, sim))
 
     world_m = np.full(len(i), np.nan)
     seen = np.flatnonzero(
@@ -902,6 +905,8 @@ def _edge_terms(
         mapped = cfg.world_weight * agree_map * -1
         continuity = cfg.continuity_weight * agree_cont * -1
         scaled = app / scale
+        # how many of the pairs proven different look at least as alike (NaN: all of them)
+        closer = np.searchsorted(v.different, app, side="right")
         if cfg.spread_k > 0 and len(v.different) >= 20:
             # an embedder whose known-different distances are concentrated (a strong one) also joins what is
             # far below them in units of their spread, though far in absolute terms: f(median) = 1 and
@@ -910,8 +915,7 @@ def _edge_terms(
             by_spread = 1.0 - (1.0 - cfg.threshold) * (scale - app) / (cfg.spread_k * spread)
             # only for pairs closer than all but spread_rate of the proven-different ones: a tracklet's nearest
             # other people lie in the tail of that distribution, not around its median
-            with np.errstate(invalid="ignore"):
-                rare = np.searchsorted(v.different, app, side="right") <= cfg.spread_rate * len(v.different)
+            rare = closer <= cfg.spread_rate * len(v.different)
             scaled = np.where(rare, np.fmin(scaled, by_spread), scaled)
         total = np.where(np.isnan(app), cfg.missing_appearance, scaled) + penalties
         total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
@@ -920,18 +924,9 @@ def _edge_terms(
         reentry = nan.copy()
         back = np.flatnonzero((ci == cj) & np.isnan(continuity) & (gap > 0) & ~np.isnan(app))
         if len(back) and len(v.different):
-            rate = np.searchsorted(v.different, app[back], side="right") / len(v.different)
+            rate = closer[back] / len(v.different)
             reentry[back] = cfg.reentry_weight * np.clip(rate / cfg.reentry_rate, 0.0, 1.0)
         total += np.nan_to_num(reentry)
-    if reentry_mode(cfg, v.names) == "visit":  # a return into one view is a new identity: no edge there
-        keep = (ci != cj) | ~np.isnan(image)
-        i, j, total, gap, app, evidence, time_term, transit, together = (
-            x[keep] for x in (i, j, total, gap, app, evidence, time_term, transit, together)
-        )
-        speed, fast, world_m, world, mapped_h, mapped, image, continuity, succession, reentry = (
-            x[keep]
-            for x in (speed, fast, world_m, world, mapped_h, mapped, image, continuity, succession, reentry)
-        )
     terms = {
         "appearance": app,
         "appearance_evidence": np.where(np.isnan(app), np.nan, evidence),
