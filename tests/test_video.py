@@ -137,6 +137,25 @@ def test_folder_with_a_bad_image_names_it(tmp_path, bad):
     assert ("over the limit" in str(err.value)) == (bad == "bomb")
 
 
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
+def test_a_damaged_png_is_one_error_and_nothing_on_stderr(capfd, damage):
+    """libpng prints its own line about a cut or corrupted PNG to stderr; the decoder refuses such data
+    before libpng sees it, so the caller's one-line error is all that is printed."""
+    from tracker.video import decode_image_bytes
+
+    noise = np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    data = cv2.imencode(".png", noise)[1].tobytes()
+    assert decode_image_bytes(data, "q.png").shape == (24, 32, 3)
+    if damage == "cut":
+        data = data[:331]
+    else:
+        data = data[:60] + bytes([data[60] ^ 0xFF]) + data[61:]
+    capfd.readouterr()
+    with pytest.raises(InputError, match="q.png: a damaged PNG image"):
+        decode_image_bytes(data, "q.png")
+    assert capfd.readouterr().err == ""
+
+
 def test_decoding_checks_the_pixel_budget_before_decoding(tmp_path, monkeypatch):
     import tracker.video
     from tracker.store import decode_image

@@ -251,10 +251,32 @@ def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
     header = image_header(data, what)
     if header is None:
         raise InputError(f"{what}: not an image (JPEG, PNG, BMP, WebP or TIFF expected)")
+    damaged = InputError(f"{what}: a damaged {header[0]} image (cannot be decoded)")
+    if header[0] == "PNG" and not _png_intact(data):
+        raise damaged
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise InputError(f"{what}: a damaged {header[0]} image (cannot be decoded)")
+        raise damaged
     return image
+
+
+def _png_intact(data: bytes) -> bool:
+    """Whether a PNG's chunks are all there up to ``IEND``, each with the right CRC. libpng writes its own
+    complaint about a cut or corrupted PNG to stderr, beside the one-line error, so such data never reaches
+    it (a chunk whose CRC is right but whose compressed pixels are not still would)."""
+    import zlib
+
+    view, pos = memoryview(data), 8
+    while pos + 12 <= len(view):
+        end = pos + 12 + int.from_bytes(view[pos : pos + 4], "big")
+        if end > len(view) or zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(
+            view[end - 4 : end], "big"
+        ):
+            return False
+        if view[pos + 4 : pos + 8] == b"IEND":
+            return True
+        pos = end
+    return False
 
 
 def _read_image(path: Path) -> np.ndarray:
