@@ -141,27 +141,14 @@ def _cell(r: dict) -> str:
 
 
 def _truth(tracklets, gt_dir: Path):
-    """The gt id each tracklet follows on most of its frames (IoU >= 0.5), ``-(k + 1)`` for none."""
+    """The gt person each tracklet follows (:class:`tracker.evaluate.GroundTruth`), ``-(k + 1)`` for none."""
     import numpy as np
 
-    from tracker.geometry import iou_matrix, xywh_to_xyxy
-    from tracker.mot import read_mot
+    from tracker.evaluate import GroundTruth
 
-    gts: dict[str, np.ndarray] = {}
-    out = []
-    for k, t in enumerate(tracklets):
-        if t.camera not in gts:
-            f = gt_dir / f"{t.camera}.txt"
-            gts[t.camera] = read_mot(f if f.is_file() else gt_dir / t.camera / "gt" / "gt.txt", 6)
-        g = gts[t.camera]
-        rows = {int(fr): i for i, fr in enumerate(t.frames)}
-        votes: dict[int, int] = {}
-        for row in g[np.isin(g[:, 0].astype(int), list(rows))]:
-            i = rows[int(row[0])]
-            if iou_matrix(t.boxes[i : i + 1], xywh_to_xyxy(row[None, 2:6]))[0, 0] >= 0.5:
-                votes[int(row[1])] = votes.get(int(row[1]), 0) + 1
-        out.append(max(votes, key=votes.get) if votes else -(k + 1))
-    return np.array(out)
+    truth = GroundTruth(gt_dir)
+    people = (truth.person(t.camera, t.frames, t.boxes) for t in tracklets)
+    return np.array([-(k + 1) if p is None else p for k, p in enumerate(people)], np.int64)
 
 
 def _score(tracklets, ids, gt_dir: Path, frames: dict[str, int], people) -> dict:

@@ -201,15 +201,12 @@ def run_scene(root: Path, name: str, mode: str, extra: list[str], force: bool, c
 
 def score(run_dir: Path, scene_dir: Path) -> dict:
     """Scores of a run against its scene's ground truth (module docstring); ratios in [0, 1]."""
-    from tracker.evaluate import evaluate_run, pairwise_f1
+    from tracker.evaluate import GroundTruth, evaluate_run, pairwise_f1
 
     metrics = evaluate_run(run_dir, scene_dir / "gt")
     labels, truth = tracklet_joins(run_dir / "results.sqlite", scene_dir / "gt")
     precision, recall, f1 = pairwise_f1(labels, truth) if len(labels) else (float("nan"),) * 3
-    people = set()
-    for path in (scene_dir / "gt").glob("*.txt"):
-        gt = np.loadtxt(path, delimiter=",", ndmin=2)
-        people |= set(gt[:, 1].astype(int).tolist()) if gt.size else set()
+    people = GroundTruth(scene_dir / "gt").people
     per_camera = [m["IDF1"] for m in metrics["cameras"].values() if m["IDF1"] is not None]
     return {
         "idf1_all": metrics["ALL"]["IDF1"],
@@ -232,48 +229,29 @@ def _identities(store: Path) -> int:
 
 
 def tracklet_joins(store: Path, gt_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) run labels and (N,) true person ids of the N tracklets that match a gt person.
+    """(N,) run labels and (N,) true person ids of the N output tracks that match a gt person: each
+    track's boxes as the run wrote them (the store's ``track_boxes``, the MOT files' rows), labelled by
+    :class:`tracker.evaluate.GroundTruth` (``strict``: tracks whose boxes mostly match nobody are left out). The label
+    is the track's global id, or a label of its own when it has none (``-1``)."""
+    from tracker.evaluate import GroundTruth
 
-    A tracklet's person is the gt id most of its boxes overlap at IoU >= 0.5 in the same camera and frame
-    (each box to its best-overlapping gt box); tracklets whose boxes mostly match nobody are left out.
-    The label is the tracklet's global id, or a label of its own when it has none (``-1``).
-    """
-    from tracker.track import iou_matrix
-
+    truth = GroundTruth(gt_dir)
     with sqlite3.connect(store) as db:
-        dets = db.execute("SELECT camera, frame, track_id, global_id, x, y, w, h FROM track_boxes").fetchall()
-    gt_by: dict[tuple[str, int], np.ndarray] = {}
-    for path in gt_dir.glob("*.txt"):
-        gt = np.loadtxt(path, delimiter=",", ndmin=2).reshape(-1, 9)
-        for f in np.unique(gt[:, 0]).astype(int):
-            g = gt[gt[:, 0] == f]
-            gt_by[path.stem, int(f)] = np.c_[g[:, 1], g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]]
-    votes: dict[tuple[str, int], dict[int, int]] = {}
-    gids: dict[tuple[str, int], int] = {}
-    by_frame: dict[tuple[str, int], list] = {}
-    for cam, frame, tid, gid, x, y, w, h in dets:
-        by_frame.setdefault((cam, int(frame)), []).append((tid, gid, (x, y, x + w, y + h)))
-    for (cam, frame), items in by_frame.items():
-        g = gt_by.get((cam, frame))
-        boxes = np.array([b for *_, b in items], np.float32)
-        best = np.full(len(items), -1)
-        if g is not None:
-            iou = iou_matrix(boxes, g[:, 1:].astype(np.float32))
-            hit = iou.max(axis=1) >= 0.5
-            best[hit] = g[iou.argmax(axis=1)[hit], 0].astype(int)
-        for (tid, gid, _), person in zip(items, best):
-            key = (cam, int(tid))
-            gids[key] = int(gid)
-            counts = votes.setdefault(key, {})
-            counts[int(person)] = counts.get(int(person), 0) + 1
-    labels, truth = [], []
-    for n, key in enumerate(sorted(votes)):
-        person = max(sorted(votes[key]), key=lambda p: votes[key][p])
-        if person < 0:
-            continue
-        labels.append(gids[key] if gids[key] >= 0 else -(n + 1))
-        truth.append(person)
-    return np.asarray(labels, np.int64), np.asarray(truth, np.int64)
+        rows = db.execute(
+            "SELECT camera, track_id, global_id, frame, x, y, w, h FROM track_boxes "
+            "ORDER BY camera, track_id, frame"
+        ).fetchall()
+    tracks: dict[tuple[str, int], list] = {}
+    for cam, tid, gid, *box in rows:
+        tracks.setdefault((cam, int(tid)), []).append((int(gid), *box))
+    labels, people = [], []
+    for n, ((cam, _), items) in enumerate(sorted(tracks.items())):
+        data = np.asarray([item[1:] for item in items], np.float64)
+        person = truth.person(cam, data[:, 0], np.c_[data[:, 1:3], data[:, 1:3] + data[:, 3:5]], strict=True)
+        if person is not None:
+            labels.append(items[0][0] if items[0][0] >= 0 else -(n + 1))
+            people.append(person)
+    return np.asarray(labels, np.int64), np.asarray(people, np.int64)
 
 
 # ------------------------------------------------------------------------------------------------ table

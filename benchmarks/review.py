@@ -47,8 +47,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tracker.evaluate import GroundTruth
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's tracker, not another install
@@ -83,39 +87,7 @@ def track(
     return time.perf_counter() - started
 
 
-class Truth:
-    """The ground truth of a scene: per camera and frame, the gt boxes (xyxy) and person ids."""
-
-    def __init__(self, gt_dir: Path):
-        from tracker.geometry import xywh_to_xyxy
-        from tracker.mot import read_mot
-
-        self.rows: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
-        for path in sorted(gt_dir.glob("*.txt")):
-            data = read_mot(path, 6)
-            frames = {}
-            for f in np.unique(data[:, 0]).astype(int):
-                sel = data[data[:, 0] == f]
-                frames[int(f)] = (xywh_to_xyxy(sel[:, 2:6]), sel[:, 1].astype(int))
-            self.rows[path.stem] = frames
-
-    def person(self, camera: str, frames, boxes_xyxy) -> int | None:
-        """The gt person most of these boxes match (IoU >= 0.5 with the best gt box of that frame)."""
-        from tracker.geometry import iou_matrix
-
-        votes: dict[int, int] = {}
-        for f, box in zip(frames, boxes_xyxy):
-            gt = self.rows.get(camera, {}).get(int(f))
-            if gt is None:
-                continue
-            iou = iou_matrix(np.asarray(box, np.float32)[None], gt[0])[0]
-            if iou.max() >= 0.5:
-                p = int(gt[1][int(iou.argmax())])
-                votes[p] = votes.get(p, 0) + 1
-        return max(votes, key=lambda p: (votes[p], -p)) if votes else None
-
-
-def reply(truth: Truth, question: dict) -> str:
+def reply(truth: GroundTruth, question: dict) -> str:
     sides = []
     for side in ("a", "b"):
         s = question[side]
@@ -143,7 +115,7 @@ def idf1(run: Path, gt: Path) -> float:
         return float(evaluate_run(run, gt)["ALL"]["IDF1"])
 
 
-def oracle(run: Path, gt: Path, truth: Truth, work: Path) -> float:
+def oracle(run: Path, gt: Path, truth: GroundTruth, work: Path) -> float:
     """IDF1 with every tracklet given its majority gt person (unmatched ones keep an id of their own)."""
     from tracker.fsutil import atomic_write_text
     from tracker.mot import mot_text, tracklet_rows
@@ -175,7 +147,9 @@ def review(run: Path, gt: Path, checkpoints, work: Path) -> dict:
     """The simulated reviewer on a copy of ``run``; IDF1 at each checkpoint and what it answered."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(run, work, ignore=shutil.ignore_patterns("cache"))
-    truth = Truth(gt)
+    from tracker.evaluate import GroundTruth
+
+    truth = GroundTruth(gt)
     scores, replies, seconds = {}, [], []
     last = max(checkpoints)
     exhausted = None

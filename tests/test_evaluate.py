@@ -263,3 +263,27 @@ def test_cli_prints_table_and_json(tmp_path, capsys):
     }
     assert set(rows) == {"cam1", "cam2", "COMBINED", "ALL"}
     assert rows["ALL"][1] == "100.0" and proc.stderr == ""
+
+
+def test_ground_truth_names_the_person_a_track_follows(tmp_path):
+    from tracker.evaluate import GroundTruth
+
+    gt = tracks(2, 10)  # person 1 at x = 30 + ..., person 2 at x = 150 + ...
+    write_mot(tmp_path / "gt" / "cam1.txt", gt)
+    truth = GroundTruth(tmp_path / "gt")
+    assert truth.people == {1, 2}
+    one = gt[gt[:, 1] == 1]
+    xyxy = np.c_[one[:, 2:4], one[:, 2:4] + one[:, 4:6]]
+    # the person most boxes match, even when some frames follow the other person or nobody
+    mixed = xyxy.copy()
+    two = gt[gt[:, 1] == 2]
+    mixed[:3] = np.c_[two[:3, 2:4], two[:3, 2:4] + two[:3, 4:6]]
+    mixed[3:5] += 500  # matches nobody
+    assert truth.person("cam1", one[:, 0], mixed) == 1
+    # strict: a track that mostly matches nobody follows nobody; the default still names its person
+    far = xyxy.copy()
+    far[:6] += 500
+    assert truth.person("cam1", one[:, 0], far) == 1
+    assert truth.person("cam1", one[:, 0], far, strict=True) is None
+    assert truth.person("cam1", one[:, 0], xyxy + 500) is None
+    assert truth.person("cam2", one[:, 0], xyxy) is None  # a camera without ground truth

@@ -263,6 +263,62 @@ def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float, fl
     return precision, recall, f1
 
 
+class GroundTruth:
+    """The people of a ground-truth folder (as :func:`evaluate_run` reads it), to say whom a track follows.
+
+    The one rule every benchmark and simulated reviewer uses to label a tracklet with its true person:
+    :meth:`person` is the gt id that most of the track's boxes match, each box with the gt box of its
+    camera and frame it overlaps most, at IoU >= 0.5 (ties to the smaller id). With ``strict`` the boxes
+    that match no gt box vote too, for nobody: a track that is mostly false positives follows nobody.
+    """
+
+    def __init__(self, gt_dir: str | Path):
+        from tracker.geometry import xywh_to_xyxy
+
+        #: camera -> frame -> ((G, 4) xyxy gt boxes, (G,) person ids)
+        self.boxes: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+        for camera, path in _find_gt(Path(gt_dir)).items():
+            data = read_mot(path, 6)
+            frames = data[:, 0].astype(np.int64)
+            order = np.argsort(frames, kind="stable")
+            data, frames = data[order], frames[order]
+            starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if len(frames) else []
+            self.boxes[camera] = {
+                int(rows[0, 0]): (xywh_to_xyxy(rows[:, 2:6]).astype(np.float32), rows[:, 1].astype(np.int64))
+                for rows in np.split(data, starts[1:])
+                if len(rows)
+            }
+
+    @property
+    def people(self) -> set[int]:
+        """Every person id of the ground truth."""
+        return {int(p) for frames in self.boxes.values() for _, ids in frames.values() for p in ids}
+
+    def person(
+        self, camera: str, frames: Sequence[int], boxes_xyxy: np.ndarray, strict: bool = False
+    ) -> int | None:
+        """The gt person most of these (T,) frames' (T, 4) xyxy boxes match, None when none matches (or,
+        ``strict``, when more boxes match nobody than that person)."""
+        from tracker.geometry import iou_matrix
+
+        gt = self.boxes.get(camera, {})
+        votes: dict[int, int] = {}
+        nobody = 0
+        for f, box in zip(np.asarray(frames).tolist(), np.asarray(boxes_xyxy, np.float32)):
+            found = gt.get(int(f))
+            iou = iou_matrix(box[None], found[0])[0] if found is not None else np.zeros(0)
+            best = int(iou.argmax()) if len(iou) else -1
+            if best >= 0 and iou[best] >= _IOU:
+                p = int(found[1][best])
+                votes[p] = votes.get(p, 0) + 1
+            else:
+                nobody += 1
+        if not votes:
+            return None
+        person = max(votes, key=lambda p: (votes[p], -p))
+        return None if strict and nobody >= votes[person] else person
+
+
 @cli_entry("track-eval")
 def main(argv: Sequence[str] | None = None) -> int:
     """``track-eval RUN_DIR --gt GT_DIR [--cameras a,b] [--json] [--verbose]``."""
