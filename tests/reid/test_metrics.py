@@ -43,12 +43,12 @@ def test_same_camera_same_id_is_excluded():
 
 def test_junk_ids_and_queries_without_match_are_skipped():
     dist = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1], [0.1, 0.1, 0.1]])
-    # Gallery entry 0 is junk (-1), entry 1 a distractor (0) -> both ignored by default.
-    m = evaluate_ranking(dist, [4, 6, -1], [-1, 0, 4], [1, 1, 1], [2, 2, 2])
+    # Gallery entry 0 is junk (-1), entry 1 a distractor (0) -> both ignored with junk_ids=(-1, 0).
+    m = evaluate_ranking(dist, [4, 6, -1], [-1, 0, 4], [1, 1, 1], [2, 2, 2], junk_ids=(-1, 0))
     assert m["num_queries"] == 1 and m["num_skipped"] == 2  # id 6 has no match; id -1 is junk
     assert m["rank1"] == 1.0
-    kept = evaluate_ranking(dist[:1], [4], [-1, 0, 4], [1], [2, 2, 2], junk_ids=(-1,))
-    assert kept["rank1"] == 0.0  # the distractor now ranks before the match
+    kept = evaluate_ranking(dist[:1], [4], [-1, 0, 4], [1], [2, 2, 2])
+    assert kept["rank1"] == 0.0  # the standard protocol: the distractor ranks before the match
 
 
 def test_chance_rank1():

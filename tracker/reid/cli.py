@@ -205,8 +205,11 @@ def reid_eval(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--keep-distractors",
-        action="store_true",
-        help="keep 0000 distractor images in the gallery (as fast-reid/torchreid do)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep Market-1501's 0000 distractor images in the gallery as different people (the standard "
+        "protocol, as the data set's code, fast-reid and torchreid do; default); --no-keep-distractors "
+        "drops them (an easier gallery)",
     )
     ap.add_argument("--cross-camera", action="store_true", help="ignore every same-camera gallery entry")
     ap.add_argument("--json", type=Path, help="also write the metrics here")
