@@ -234,6 +234,7 @@ def tracklet_joins(store: Path, gt_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     :class:`tracker.evaluate.GroundTruth` (``strict``: tracks whose boxes mostly match nobody are left out). The label
     is the track's global id, or a label of its own when it has none (``-1``)."""
     from tracker.evaluate import GroundTruth
+    from tracker.geometry import xywh_to_xyxy
 
     truth = GroundTruth(gt_dir)
     with sqlite3.connect(store) as db:
@@ -247,7 +248,7 @@ def tracklet_joins(store: Path, gt_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     labels, people = [], []
     for n, ((cam, _), items) in enumerate(sorted(tracks.items())):
         data = np.asarray([item[1:] for item in items], np.float64)
-        person = truth.person(cam, data[:, 0], np.c_[data[:, 1:3], data[:, 1:3] + data[:, 3:5]], strict=True)
+        person = truth.person(cam, data[:, 0], xywh_to_xyxy(data[:, 1:5]), strict=True)
         if person is not None:
             labels.append(items[0][0] if items[0][0] >= 0 else -(n + 1))
             people.append(person)

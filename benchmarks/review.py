@@ -88,12 +88,13 @@ def track(
 
 
 def reply(truth: GroundTruth, question: dict) -> str:
+    from tracker.geometry import xywh_to_xyxy
+
     sides = []
     for side in ("a", "b"):
         s = question[side]
         samples = np.asarray(s["samples"], np.float64).reshape(-1, 5)
-        xyxy = np.c_[samples[:, 1:3], samples[:, 1:3] + samples[:, 3:5]]
-        sides.append(truth.person(s["camera"], samples[:, 0], xyxy))
+        sides.append(truth.person(s["camera"], samples[:, 0], xywh_to_xyxy(samples[:, 1:5])))
     if sides[0] is None and sides[1] is None:
         return "skip"
     return "same" if sides[0] == sides[1] else "different"

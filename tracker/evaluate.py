@@ -282,11 +282,11 @@ class GroundTruth:
             frames = data[:, 0].astype(np.int64)
             order = np.argsort(frames, kind="stable")
             data, frames = data[order], frames[order]
-            starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]]) if len(frames) else []
+            starts = np.flatnonzero(frames[1:] != frames[:-1]) + 1
             self.boxes[camera] = {
                 int(rows[0, 0]): (xywh_to_xyxy(rows[:, 2:6]).astype(np.float32), rows[:, 1].astype(np.int64))
-                for rows in np.split(data, starts[1:])
-                if len(rows)
+                for rows in np.split(data, starts)
+                if len(rows)  # an empty file splits into one empty part
             }
 
     @property
@@ -305,14 +305,15 @@ class GroundTruth:
         votes: dict[int, int] = {}
         nobody = 0
         for f, box in zip(np.asarray(frames).tolist(), np.asarray(boxes_xyxy, np.float32)):
-            found = gt.get(int(f))
-            iou = iou_matrix(box[None], found[0])[0] if found is not None else np.zeros(0)
-            best = int(iou.argmax()) if len(iou) else -1
-            if best >= 0 and iou[best] >= _IOU:
-                p = int(found[1][best])
-                votes[p] = votes.get(p, 0) + 1
-            else:
-                nobody += 1
+            found = gt.get(int(f))  # every frame held has at least one gt box
+            if found is not None:
+                iou = iou_matrix(box[None], found[0])[0]
+                best = int(iou.argmax())
+                if iou[best] >= _IOU:
+                    p = int(found[1][best])
+                    votes[p] = votes.get(p, 0) + 1
+                    continue
+            nobody += 1
         if not votes:
             return None
         person = max(votes, key=lambda p: (votes[p], -p))
