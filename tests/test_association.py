@@ -600,6 +600,31 @@ def test_an_embedder_that_ranks_well_is_used_though_its_distances_are_large(seed
     scene = synthetic_scene(40, (0, 1, 2), dim=128, seed=seed, noise=1.2, camera_shift=0.0)
     p, _, f1 = pairwise_f1(associate(scene.tracklets, AssociateConfig()).global_ids, scene.person)
     _, _, f1_median = pairwise_f1(
-        associate(scene.tracklets, AssociateConfig(spread_k=0)).global_ids, scene.person
+        associate(scene.tracklets, AssociateConfig(spread_k=0, strong_factor=None)).global_ids, scene.person
     )
     assert f1 >= 0.9 and p >= 0.99 and f1_median < 0.7
+
+
+def test_a_strong_embedders_moderate_distances_are_discounted_only_where_its_matches_lie():
+    """The run's own measure of its appearance (``appearance_strength``): clean embeddings (noise 0.5)
+    against nearly random ones (noise 4) lie more than a spread apart. The clean run's matches already lie
+    far below the threshold: no discount. A strong run whose matches lie near the threshold (noise 1.2,
+    large same-person distances) gets the full ``strong_factor`` and joins more, precision intact."""
+    clean, random_ = (
+        associate(scene.tracklets, AssociateConfig(links=scene.links)).info
+        for scene in (
+            synthetic_scene(60, (0, 0, 1, 1, 2, 2, 3, 4), dim=128, seed=3, look_alike=0.0, noise=noise)
+            for noise in (0.5, 4.0)
+        )
+    )
+    assert clean["appearance_strength"] > 3.0
+    assert clean["appearance_strength"] - random_["appearance_strength"] > 1.0
+    assert clean["appearance_factor"] == 1.0
+    scene = synthetic_scene(40, (0, 1, 2), dim=128, seed=1, noise=1.2, camera_shift=0.0)
+    result = associate(scene.tracklets, AssociateConfig())
+    assert result.info["appearance_factor"] == AssociateConfig().strong_factor
+    p, r, _ = pairwise_f1(result.global_ids, scene.person)
+    _, r_plain, _ = pairwise_f1(
+        associate(scene.tracklets, AssociateConfig(strong_factor=None)).global_ids, scene.person
+    )
+    assert p >= 0.99 and r > r_plain

@@ -359,6 +359,13 @@ class AssociateConfig(_Checked):
     # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
     spread_k: float = 2.0
     spread_rate: float = 0.002  # ... for pairs that look more alike than all but this share of those pairs
+    # scaled: how strong this run's appearance is, measured on the run (the median, over tracklets, of how far
+    # below the proven-different distances the nearest plausible other-camera tracklet lies, in spreads: about
+    # 1 when that nearest one is only the tail of the different people, 2-3 when it is mostly the same person).
+    # A strong run's appearance term is discounted so that the typical nearest candidate lies at
+    # threshold / strong_margin, by at most strong_factor (fully from strength 2, none at 1); None: no discount
+    strong_factor: float | None = 0.8
+    strong_margin: float = 1.4
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank
     exact_search_max: int = 500_000_000  # query x window pairs searched exactly in the full dimension
     calibration: str | None = None
@@ -387,6 +394,9 @@ class AssociateConfig(_Checked):
         self._choice("reentry", REENTRY_MODES)
         if self.appearance_scale is not None:
             self._number("appearance_scale", 0, lo_open=True)
+        if self.strong_factor is not None:
+            self._number("strong_factor", 0, 1, lo_open=True)
+        self._number("strong_margin", 0, lo_open=True)
         for name in ("knn", "search_dim", "exact_search_max", "network_passes"):
             self._number(name, 1)
         self._number("network_window", 0, lo_open=True)

@@ -136,7 +136,7 @@ def test_fallback_warning_recommends_the_open_model(caplog, monkeypatch):
     with caplog.at_level(logging.WARNING):
         assert build_embedder(ReidConfig()).name == "histogram"
     message = caplog.records[-1].getMessage()
-    assert "person-reidentification-retail-0288" in message and "Apache-2.0" in message
+    assert "person-reidentification-retail-0287" in message and "Apache-2.0" in message
 
 
 def _shared(path):

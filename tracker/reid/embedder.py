@@ -26,7 +26,7 @@ RUNTIME_SUFFIXES = {".onnx": "onnx", ".xml": "openvino"}  # reid.weights suffix 
 # under a licence that allows use (see benchmarks/RESULTS.md, "Re-identification models").
 RECOMMENDED = (
     "reid.embedder openvino with reid.weights = Intel Open Model Zoo's "
-    "person-reidentification-retail-0288.xml (Apache-2.0)"
+    "person-reidentification-retail-0287.xml (Apache-2.0)"
 )
 
 
