@@ -525,19 +525,19 @@ def _appearance_scale(v: _Tracks, topo: _Topology, cfg: AssociateConfig) -> tupl
     return max(scale, 1e-6), int(len(pick))  # identical looks everywhere: appearance cannot separate anyone
 
 
+def _spread(v: _Tracks, scale: float) -> float:
+    """How widely the proven-different distances spread below their median ``scale``: median - 5th
+    percentile (never 0)."""
+    return max(scale - float(np.quantile(v.different, 0.05)), 1e-6)
+
+
 def _appearance_strength(
-    v: _Tracks,
-    topo: _Topology,
-    cfg: AssociateConfig,
-    qa: np.ndarray,
-    wa: np.ndarray,
-    sim: np.ndarray,
-    scale: float,
+    v: _Tracks, qa: np.ndarray, wa: np.ndarray, sim: np.ndarray, scale: float
 ) -> tuple[float, float] | None:
     """How clearly this run's embedder finds people again in other cameras, and where it finds them.
 
     For every tracklet with an appearance neighbour in another camera (the kNN pairs ``qa, wa`` with cosine
-    similarity ``sim``, cannot-linked pairs left out), its nearest one's distance ``d1`` in spreads of the
+    similarity ``sim``, linkable pairs only, so no cannot-link among them), its nearest one's distance ``d1`` in spreads of the
     proven-different distances: ``z = (median - d1) / (median - 5th percentile)``. Among some twenty
     candidates of different people the nearest lies about one spread below the median (more candidates: a
     little further), so a weak embedder, whose true partner is rarely nearer than the look-alikes, gives a
@@ -551,16 +551,13 @@ def _appearance_strength(
         return None
     cross = v.cam[qa] != v.cam[wa]
     a, b, d = qa[cross], wa[cross], 1.0 - sim[cross]
-    keep = ~_conflict(v, topo, cfg, a, b)
-    a, b, d = a[keep], b[keep], d[keep]
     nearest = np.full(len(v.items), np.inf)
     np.minimum.at(nearest, a, d)
     np.minimum.at(nearest, b, d)
     nearest = nearest[np.isfinite(nearest)]
     if len(nearest) < 10:
         return None
-    spread = max(scale - float(np.quantile(v.different, 0.05)), 1e-6)
-    return float(np.median((scale - nearest) / spread)), float(np.median(nearest)) / scale
+    return float(np.median((scale - nearest) / _spread(v, scale))), float(np.median(nearest)) / scale
 
 
 def _appearance_factor(cfg: AssociateConfig, strength: tuple[float, float] | None) -> float:
@@ -965,8 +962,7 @@ def _edge_terms(
             # an embedder whose known-different distances are concentrated (a strong one) also joins what is
             # far below them in units of their spread, though far in absolute terms: f(median) = 1 and
             # f(median - spread_k * spread) = threshold, spread = median - 5th percentile
-            spread = max(scale - float(np.quantile(v.different, 0.05)), 1e-6)
-            by_spread = 1.0 - (1.0 - cfg.threshold) * (scale - app) / (cfg.spread_k * spread)
+            by_spread = 1.0 - (1.0 - cfg.threshold) * (scale - app) / (cfg.spread_k * _spread(v, scale))
             # only for pairs closer than all but spread_rate of the proven-different ones: a tracklet's nearest
             # other people lie in the tail of that distribution, not around its median
             rare = closer <= cfg.spread_rate * len(v.different)
@@ -1301,7 +1297,7 @@ def associate(
     t_search = time.perf_counter()
     scale, scale_pairs = _appearance_scale(v, topo, cfg)
     model = _AppearanceModel(v, topo, cfg) if cfg.appearance == "adaptive" else None
-    strength = _appearance_strength(v, topo, cfg, qa, wa, sim, scale)
+    strength = _appearance_strength(v, qa, wa, sim, scale)
     factor = _appearance_factor(cfg, strength)
     pairs_i, pairs_j = np.r_[qa, qs], np.r_[wa, ws]
     known_sim = np.r_[sim, np.full(len(qs), np.nan)]
@@ -1335,7 +1331,7 @@ def associate(
             scale,
             model,
             transits,
-            factor,
+            factor=factor,
         )
 
     first = {}
