@@ -165,6 +165,73 @@ def test_cache_is_reused_and_matches_the_trunk(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
 
 
+def test_a_cache_of_the_lower_blocks_is_named_by_those_blocks_alone(tmp_path):
+    """``frozen_blocks`` 11 caches the 64-channel output of blocks 0-10; training changes blocks 11-13, so
+    their weights must not name the cache (a resumed run reuses it), while the frozen blocks' must."""
+    data = _dataset(tmp_path / "data", shots=range(2))
+    records = read_folder(data / "bounding_box_train")
+    torch.manual_seed(0)
+    model = MGNMobileNetV2()
+    folder = tmp_path / "cache"
+    lower = build_cache(model, records, H, W, folder, progress=False, blocks=11)
+    assert lower.shape == (len(records), 2, 64, H // 16, W // 16)
+    whole = build_cache(model, records, H, W, folder, progress=False)
+    assert whole.shape[2] == 96 and len(list(folder.glob("*.npy"))) == 2
+    with torch.no_grad():
+        model.trunk[12].conv[0][0].weight.add_(1.0)  # a trained block
+    assert torch.equal(build_cache(model, records, H, W, folder, progress=False, blocks=11), lower)
+    assert len(list(folder.glob("*.npy"))) == 2
+    with torch.no_grad():
+        model.trunk[3].conv[0][0].weight.add_(1.0)  # a frozen block
+    build_cache(model, records, H, W, folder, progress=False, blocks=11)
+    assert len(list(folder.glob("*.npy"))) == 3
+
+
+def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(tmp_path):
+    data = _dataset(tmp_path / "data", shots=range(3))
+    out = tmp_path / "run"
+    argv = ["--backbone", "mobilenetv2", "--data", str(data), "--out", str(out), "--pretrained", "none"]
+    argv += [
+        "--height",
+        str(H),
+        "--width",
+        str(W),
+        "--part-stride",
+        "1",
+        "--frozen-blocks",
+        "11",
+        "-P",
+        "2",
+        "-K",
+        "2",
+    ]
+    argv += ["--epochs", "1", "--val-ids", "2", "--threads", "1", "--no-progress"]
+    with pytest.raises(SystemExit) as done:
+        reid_train(argv)
+    assert done.value.code == 0
+    state, meta = read_checkpoint(out / "model.safetensors")
+    assert meta["card"]["frozen"] == "blocks 0-10, outputs cached"
+    torch.manual_seed(0)  # train() seeds the same way before building the network: the same start
+    start = MGNMobileNetV2(num_classes=len(IDENTITIES) - 2).state_dict()
+    trunk = [k for k in start if k.startswith("trunk.") and k.endswith(".weight")]
+    moved = {int(k.split(".")[1]) for k in trunk if not torch.equal(state[k], start[k])}
+    assert moved and min(moved) >= 11 and max(moved) == 13
+    (cache,) = (out / "cache").glob("trunk-*.npy")
+    assert np.load(cache, mmap_mode="r").shape[2] == 64
+
+
+def test_frozen_blocks_out_of_range_is_one_line(tmp_path, capsys):
+    data = _dataset(tmp_path / "data", shots=range(1))
+    with pytest.raises(SystemExit) as done:
+        reid_train(
+            ["--backbone", "mobilenetv2", "--data", str(data), "--out", str(tmp_path / "o")]
+            + ["--frozen-blocks", "15"]
+        )
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--frozen-blocks" in err[0] and "15" in err[0]
+
+
 def test_erase_fill_is_the_trunk_output_of_a_flat_mean_colour_image():
     torch.manual_seed(0)
     model = MGNMobileNetV2().eval()

@@ -75,14 +75,17 @@ def test_branch_strides_and_feature_shapes():
     np.testing.assert_allclose(f.norm(dim=1).numpy(), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("pool", ["max", "avg"])
-def test_heads_on_trunk_outputs_equal_the_full_forward(pool):
+@pytest.mark.parametrize(("pool", "blocks"), [("max", 14), ("avg", 14), ("max", 11), ("max", 7)])
+def test_heads_on_trunk_outputs_equal_the_full_forward(pool, blocks):
+    """The cached-trunk path (the outputs of ``features[:blocks]``, then the rest) is the full forward."""
     torch.manual_seed(0)
     model = MGNMobileNetV2(num_classes=3, pool=pool, test_flip=True).eval()
     x = torch.rand(3, 3, H, W) * 255
     with torch.inference_mode():
         full = model(x)
-        cached = model.embed_trunk(model.trunk_features(x), model.trunk_features(x.flip(3)))
+        lower, lower_flipped = model.trunk_features(x, blocks), model.trunk_features(x.flip(3), blocks)
+        cached = model.embed_trunk(lower, lower_flipped, blocks)
+    assert lower.shape[1] == {14: 96, 11: 64, 7: 32}[blocks]
     torch.testing.assert_close(full, cached, atol=1e-5, rtol=1e-4)
 
 

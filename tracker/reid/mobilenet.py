@@ -17,8 +17,8 @@ MGN's structure maps onto it as onto ResNet-50 (Wang et al. 2018, see :mod:`trac
 * training (paper): softmax classifiers on the 3 pooled 1280-d global features and on the 5 reduced
   256-d part features, batch-hard triplet loss on the 3 reduced global features.
 
-:meth:`MGNMobileNetV2.heads` runs everything above the trunk, so training can freeze the trunk and
-feed it cached trunk outputs (:mod:`tracker.reid.frozen`). Input to :meth:`MGNMobileNetV2.forward`:
+:meth:`MGNMobileNetV2.heads` runs everything above the trunk (or above its first blocks), so training
+can freeze the trunk's lower blocks and feed it their cached outputs (:mod:`tracker.reid.frozen`). Input to :meth:`MGNMobileNetV2.forward`:
 float (N, 3, H, W) **RGB 0..255** (H, W multiples of 32 are natural; 256x128 by default), normalised
 inside with the ImageNet mean/std (what the MobileNetV2 weights were trained with).
 """
@@ -207,9 +207,10 @@ class MGNMobileNetV2(nn.Module):
         self.pixel_mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
         self.pixel_std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
 
-    def trunk_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) RGB 0..255 -> (N, 96, H/16, W/16) shared trunk output."""
-        return self.trunk((x - self.pixel_mean) / self.pixel_std)
+    def trunk_features(self, x: torch.Tensor, blocks: int = SPLIT) -> torch.Tensor:
+        """(N, 3, H, W) RGB 0..255 -> the output of ``features[:blocks]``: for the whole shared trunk
+        (``blocks`` 14) (N, 96, H/16, W/16)."""
+        return self.trunk[:blocks]((x - self.pixel_mean) / self.pixel_std)
 
     def _pooled(self, shared: torch.Tensor) -> list[torch.Tensor]:
         """The 8 pooled (N, 1280) features in :data:`UNITS` order from a trunk output.
@@ -238,9 +239,12 @@ class MGNMobileNetV2(nn.Module):
             getattr(self, f"reduction_{u}")(p[:, :, None, None]).flatten(1) for u, p in zip(UNITS, pooled)
         ]
 
-    def heads(self, shared: torch.Tensor) -> torch.Tensor | MGNOutput:
-        """Everything above the trunk: (N, 96, h, w) trunk output -> eval: (N, 2048) test features (not
-        normalised); training: :class:`MGNOutput` (8 logits, 3 triplet features)."""
+    def heads(self, shared: torch.Tensor, start: int = SPLIT) -> torch.Tensor | MGNOutput:
+        """Everything above ``features[:start]``: its output (for the whole trunk (N, 96, h, w)) -> eval:
+        (N, 2048) test features (not normalised); training: :class:`MGNOutput` (8 logits, 3 triplet
+        features). ``start`` below 14 runs the trunk's blocks ``start``-13 first."""
+        if start < SPLIT:
+            shared = self.trunk[start:](shared)
         pooled = self._pooled(shared)
         reduced = self._reduce(pooled)
         if not self.training:
@@ -251,12 +255,14 @@ class MGNMobileNetV2(nn.Module):
         logits = [getattr(self, f"classifier_{u}")(f) for u, f in zip(UNITS, cls_in)]
         return MGNOutput(logits=logits, triplet=reduced[:3])
 
-    def embed_trunk(self, shared: torch.Tensor, shared_flipped: torch.Tensor | None = None) -> torch.Tensor:
-        """Eval-mode test features from trunk outputs (and those of the mirrored images when
-        ``test_flip``): (N, 2048) L2-normalised float32."""
-        feats = self.heads(shared)
+    def embed_trunk(
+        self, shared: torch.Tensor, shared_flipped: torch.Tensor | None = None, start: int = SPLIT
+    ) -> torch.Tensor:
+        """Eval-mode test features from the outputs of ``features[:start]`` (and those of the mirrored
+        images when ``test_flip``): (N, 2048) L2-normalised float32."""
+        feats = self.heads(shared, start)
         if self.test_flip and shared_flipped is not None:
-            feats = feats + self.heads(shared_flipped)
+            feats = feats + self.heads(shared_flipped, start)
         return F.normalize(feats.float(), dim=1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

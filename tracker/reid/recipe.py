@@ -40,8 +40,9 @@ class TrainOptions:
     many batches (quick trials).
 
     ``backbone``: ``resnet50`` (``variant`` picks the MGN layout) or ``mobilenetv2``. ``freeze``:
-    ``trunk`` (MobileNetV2 only: blocks 0-13 frozen, their outputs cached in ``cache`` or ``OUT/cache``)
-    or ``none``. ``sampling``: ``ids`` (an epoch visits every identity once, K images each) or
+    ``trunk`` (MobileNetV2 only: blocks 0 to ``frozen_blocks - 1`` frozen, their outputs cached in
+    ``cache`` or ``OUT/cache``; the trunk's other blocks up to 13 train, shared by the branches) or
+    ``none``. ``sampling``: ``ids`` (an epoch visits every identity once, K images each) or
     ``images`` (an epoch visits every image about once, torchreid's identity sampler). ``val_ids``:
     training identities held out for per-epoch validation. ``pool``: MobileNetV2 pooling, ``max`` or
     ``avg``; ``part_stride``: MobileNetV2 part branches at stride 1 (paper) or 2 (2.6x cheaper).
@@ -79,6 +80,7 @@ class TrainOptions:
     offline: bool = False
     backbone: str = "resnet50"
     freeze: str = "none"
+    frozen_blocks: int = 14
     cache: Path | None = None
     sampling: str = "ids"
     val_ids: int = 0
@@ -95,6 +97,7 @@ PRESETS: dict[str, dict] = {
     "resnet50": {},
     "mobilenetv2": {
         "freeze": "trunk",
+        "frozen_blocks": 11,
         "height": 256,
         "width": 128,
         "sampling": "images",
@@ -107,6 +110,7 @@ PRESETS: dict[str, dict] = {
         "margin": 1.2,
         "weight_decay": 5e-4,
         "part_stride": 2,
+        "test_flip": True,
     },
 }
 

@@ -161,6 +161,10 @@ def check_options(opts: TrainOptions) -> None:
         raise InputError(f"--freeze: {opts.freeze!r} is not trunk or none")
     if opts.freeze == "trunk" and opts.backbone != "mobilenetv2":
         raise InputError("--freeze trunk: only the mobilenetv2 backbone trains above a frozen, cached trunk")
+    if not 1 <= opts.frozen_blocks <= 14:
+        raise InputError(
+            f"--frozen-blocks: {opts.frozen_blocks} is not between 1 and 14 (the trunk's blocks)"
+        )
     if opts.height < 48 or opts.width < 16:
         raise InputError(f"input size {opts.height}x{opts.width} is too small for MGN (at least 48x16)")
     if opts.epochs < 1:
@@ -205,7 +209,7 @@ def train(opts: TrainOptions) -> Path:
         init = _init_weights(model, opts)
     frozen = opts.freeze == "trunk"
     if frozen:
-        model.trunk.requires_grad_(False)
+        model.trunk[: opts.frozen_blocks].requires_grad_(False)
         if init == "random":
             log.warning(
                 "reid-train: a frozen, randomly initialised trunk passes on almost nothing to learn "
@@ -264,7 +268,7 @@ def train(opts: TrainOptions) -> Path:
             t_epoch = time.perf_counter()
             model.train()
             if frozen:
-                model.trunk.eval()  # frozen BN statistics too
+                model.trunk[: opts.frozen_blocks].eval()  # frozen BN statistics too
             sums = dict.fromkeys(("loss", "ce", "triplet", "accuracy"), 0.0)
             bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{opts.epochs}", disable=not opts.progress)
             done = 0
@@ -356,7 +360,9 @@ def model_card(
         + (f", part branches at stride {opts.part_stride}" if opts.backbone == "mobilenetv2" else ""),
         "backbone": opts.backbone,
         "init": meta["init"],
-        "frozen": "blocks 0-13 (trunk), outputs cached" if opts.freeze == "trunk" else "nothing",
+        "frozen": f"blocks 0-{opts.frozen_blocks - 1}, outputs cached"
+        if opts.freeze == "trunk"
+        else "nothing",
         "data": f"{data.name}: {images} training images of {len(meta['identities'])} identities"
         + (f" ({len(val)} more identities held out for validation)" if val else ""),
         "input": [opts.height, opts.width],
@@ -366,7 +372,7 @@ def model_card(
         f"{opts.warmup_epochs} epochs, x{opts.gamma} at {list(opts.milestones)}",
         "loss": f"softmax on 8 classifiers + batch-hard triplet (margin {opts.margin}) on 3 global features",
         "augmentation": f"flip p={opts.flip_p}, random erasing p={opts.erase_p}"
-        + (" (on the cached trunk maps)" if opts.freeze == "trunk" else ""),
+        + (" (on the cached maps)" if opts.freeze == "trunk" else ""),
         "validation": [{k: row[k] for k in ("epoch", "val_rank1", "val_mAP") if k in row} for row in history],
         "training_seconds": round(seconds),
         "threads": threads,
