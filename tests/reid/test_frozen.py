@@ -187,7 +187,7 @@ def test_a_cache_of_the_lower_blocks_is_named_by_those_blocks_alone(tmp_path):
     assert len(list(folder.glob("*.npy"))) == 3
 
 
-def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(tmp_path):
+def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(tmp_path, capsys):
     data = _dataset(tmp_path / "data", shots=range(3))
     out = tmp_path / "run"
     argv = ["--backbone", "mobilenetv2", "--data", str(data), "--out", str(out), "--pretrained", "none"]
@@ -218,6 +218,13 @@ def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(
     assert moved and min(moved) >= 11 and max(moved) == 13
     (cache,) = (out / "cache").glob("trunk-*.npy")
     assert np.load(cache, mmap_mode="r").shape[2] == 64
+    # Resuming with another split would hand the optimiser other parameters: refused in one line.
+    resume = [*argv[: argv.index("--frozen-blocks")], "--frozen-blocks", "12", *argv[argv.index("-P") :]]
+    with pytest.raises(SystemExit) as done:
+        reid_train([*resume, "--epochs", "2", "--resume"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "frozen_blocks 11, not 12" in err[0]
 
 
 def test_frozen_blocks_out_of_range_is_one_line(tmp_path, capsys):

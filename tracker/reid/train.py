@@ -199,6 +199,13 @@ def train(opts: TrainOptions) -> Path:
         model = _new_model(opts, len(pids), meta_device=True)
         if saved["meta"].get("identities") != pids or saved["meta"].get("layout") != model.layout:
             raise InputError(f"{last}: was trained on other identities or another MGN layout; cannot resume")
+        was = saved["meta"].get("options", {})
+        for key, default in (("freeze", "none"), ("frozen_blocks", 14)):
+            if was.get(key, default) != getattr(opts, key):
+                raise InputError(
+                    f"{last}: was trained with {key} {was.get(key, default)}, not {getattr(opts, key)}; "
+                    "cannot resume (the optimiser holds other parameters)"
+                )
         load_state(model, saved["model"], str(last), assign=True)
         init = saved["meta"].get("init")
         log.info("resuming from %s after epoch %d", last, saved["epoch"])
