@@ -537,15 +537,15 @@ def _appearance_strength(
     """How clearly this run's embedder finds people again in other cameras, and where it finds them.
 
     For every tracklet with an appearance neighbour in another camera (the kNN pairs ``qa, wa`` with cosine
-    similarity ``sim``, linkable pairs only, so no cannot-link among them), its nearest one's distance ``d1`` in spreads of the
-    proven-different distances: ``z = (median - d1) / (median - 5th percentile)``. Among some twenty
-    candidates of different people the nearest lies about one spread below the median (more candidates: a
-    little further), so a weak embedder, whose true partner is rarely nearer than the look-alikes, gives a
-    median ``z`` near 1 (the histogram on the development set: 0.7-1.1; random synthetic embeddings among
-    about a hundred candidates: 1.6); a strong one, whose nearest candidate is mostly the same person far
-    below every different pair, 2-3.5. Returns that median *strength* and the median ``d1 / scale`` (where
-    the typical nearest candidate lies on the appearance term's scale), or None with fewer than 20
-    proven-different pairs or 10 such tracklets.
+    similarity ``sim``, linkable pairs only, so no cannot-link among them), its nearest one's distance
+    ``d1`` in spreads of the proven-different distances: ``z = (median - d1) / (median - 5th percentile)``.
+    Among some twenty candidates of different people the nearest lies about one spread below the median
+    (more candidates: a little further), so a weak embedder, whose true partner is rarely nearer than the
+    look-alikes, gives a median ``z`` near 1 (the histogram on the development set: 0.7-1.1; random
+    synthetic embeddings among about a hundred candidates: 1.6); a strong one, whose nearest candidate is
+    mostly the same person far below every different pair, 2-3.5. Returns that median *strength* and the
+    median ``d1 / scale`` (where the typical nearest candidate lies on the appearance term's scale), or
+    None with fewer than 20 proven-different pairs or 10 such tracklets.
     """
     if len(v.different) < 20 or not len(qa):
         return None

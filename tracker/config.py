@@ -359,11 +359,11 @@ class AssociateConfig(_Checked):
     # are all about equally far apart (a strong one) is used fully; a weak one's wide spread leaves it unchanged
     spread_k: float = 2.0
     spread_rate: float = 0.002  # ... for pairs that look more alike than all but this share of those pairs
-    # scaled: how strong this run's appearance is, measured on the run (the median, over tracklets, of how far
-    # below the proven-different distances the nearest plausible other-camera tracklet lies, in spreads: about
-    # 1 when that nearest one is only the tail of the different people, 2-3 when it is mostly the same person).
-    # A strong run's appearance term is discounted so that the typical nearest candidate lies at
-    # threshold / strong_margin, by at most strong_factor (fully from strength 2, none at 1); None: no discount
+    # scaled: how strong this run's appearance is, measured on the run (the median, over tracklets, of how
+    # far below the proven-different distances the nearest plausible other-camera tracklet lies, in spreads:
+    # about 1 when that nearest one is only the tail of the different people, 2-3 when it is mostly the same
+    # person). A strong run's appearance term is discounted so that the typical nearest candidate lies at
+    # threshold / strong_margin, by at most strong_factor (fully from strength 2, none at 1); None: none
     strong_factor: float | None = 0.8
     strong_margin: float = 1.4
     search_dim: int = 512  # beyond exact_search_max: search in a PCA projection of this size, then re-rank

@@ -16,7 +16,8 @@ Augmentation stays what the paper and its successors use, moved to where the dat
   colour image, which is what they see inside an image-level erased rectangle (away from its border).
 
 The cache file is named by a hash of the image files (names and sizes), the frozen blocks and their
-weights, the input size and the interpolation, so a second run on the same data reuses it and anything else rebuilds it.
+weights, the input size and the interpolation, so a second run on the same data reuses it and anything
+else rebuilds it.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ MGN's structure maps onto it as onto ResNet-50 (Wang et al. 2018, see :mod:`trac
   256-d part features, batch-hard triplet loss on the 3 reduced global features.
 
 :meth:`MGNMobileNetV2.heads` runs everything above the trunk (or above its first blocks), so training
-can freeze the trunk's lower blocks and feed it their cached outputs (:mod:`tracker.reid.frozen`). Input to :meth:`MGNMobileNetV2.forward`:
-float (N, 3, H, W) **RGB 0..255** (H, W multiples of 32 are natural; 256x128 by default), normalised
-inside with the ImageNet mean/std (what the MobileNetV2 weights were trained with).
+can freeze the trunk's lower blocks and feed it their cached outputs (:mod:`tracker.reid.frozen`).
+Input to :meth:`MGNMobileNetV2.forward`: float (N, 3, H, W) **RGB 0..255** (H, W multiples of 32 are
+natural; 256x128 by default), normalised inside with the ImageNet mean/std (what the MobileNetV2 weights
+were trained with).
 """
 
 from __future__ import annotations

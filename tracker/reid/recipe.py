@@ -19,6 +19,7 @@ from tracker.errors import InputError
 from tracker.reid.checkpoint import read_checkpoint
 from tracker.reid.data import ImageRecord, read_images
 from tracker.reid.mgn import MGN, PIXEL_MEAN, MGNOutput, load_imagenet_resnet50
+from tracker.reid.mobilenet import SPLIT
 from tracker.reid.weights import RESNET50_FILE, resolve_resnet50
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class TrainOptions:
     offline: bool = False
     backbone: str = "resnet50"
     freeze: str = "none"
-    frozen_blocks: int = 14
+    frozen_blocks: int = SPLIT  # the whole shared trunk
     cache: Path | None = None
     sampling: str = "ids"
     val_ids: int = 0

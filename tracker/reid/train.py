@@ -35,6 +35,7 @@ from tracker.reid.checkpoint import load_state, read_checkpoint, save_model
 from tracker.reid.data import ImageRecord, find_train_records, read_images
 from tracker.reid.extract import PRECISIONS, resolve_device, resolve_precision, set_cpu_threads
 from tracker.reid.mgn import MGN, MGNOutput
+from tracker.reid.mobilenet import SPLIT
 from tracker.reid.preprocess import crops_to_batch
 from tracker.reid.recipe import (
     BACKBONES,
@@ -161,9 +162,9 @@ def check_options(opts: TrainOptions) -> None:
         raise InputError(f"--freeze: {opts.freeze!r} is not trunk or none")
     if opts.freeze == "trunk" and opts.backbone != "mobilenetv2":
         raise InputError("--freeze trunk: only the mobilenetv2 backbone trains above a frozen, cached trunk")
-    if not 1 <= opts.frozen_blocks <= 14:
+    if not 1 <= opts.frozen_blocks <= SPLIT:
         raise InputError(
-            f"--frozen-blocks: {opts.frozen_blocks} is not between 1 and 14 (the trunk's blocks)"
+            f"--frozen-blocks: {opts.frozen_blocks} is not between 1 and {SPLIT} (the trunk's blocks)"
         )
     if opts.height < 48 or opts.width < 16:
         raise InputError(f"input size {opts.height}x{opts.width} is too small for MGN (at least 48x16)")
@@ -200,10 +201,11 @@ def train(opts: TrainOptions) -> Path:
         if saved["meta"].get("identities") != pids or saved["meta"].get("layout") != model.layout:
             raise InputError(f"{last}: was trained on other identities or another MGN layout; cannot resume")
         was = saved["meta"].get("options", {})
-        for key, default in (("freeze", "none"), ("frozen_blocks", 14)):
-            if was.get(key, default) != getattr(opts, key):
+        for key in ("freeze", "frozen_blocks"):  # absent from older runs: they had TrainOptions' defaults
+            before = was.get(key, getattr(TrainOptions, key))
+            if before != getattr(opts, key):
                 raise InputError(
-                    f"{last}: was trained with {key} {was.get(key, default)}, not {getattr(opts, key)}; "
+                    f"{last}: was trained with {key} {before}, not {getattr(opts, key)}; "
                     "cannot resume (the optimiser holds other parameters)"
                 )
         load_state(model, saved["model"], str(last), assign=True)
