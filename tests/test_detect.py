@@ -119,6 +119,20 @@ def test_unknown_detector_and_corrupt_weights(tmp_path):
         build_detector(DetectConfig(detector="yolo", weights=str(bad), device="cpu"), OFFLINE)
 
 
+@pytest.mark.parametrize("name", ["bad.onnx", "clip.mp4", "empty_openvino_model"])
+def test_broken_or_foreign_yolo_weights_are_one_line(tmp_path, name):
+    """Exports load lazily in ultralytics: a broken ONNX file, a file that is no weights at all and an export
+    folder without its model fail when the detector is built, with one line naming the path."""
+    bad = tmp_path / name
+    if name.endswith("_model"):
+        bad.mkdir()
+    else:
+        bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match=name) as err:
+        build_detector(DetectConfig(detector="yolo", weights=str(bad), device="cpu"), OFFLINE)
+    assert "\n" not in str(err.value)
+
+
 def test_detection_file_is_a_detector(tmp_path):
     p = tmp_path / "det.txt"
     p.write_text("2,-1,10,20,30,60,0.9,-1,-1,-1\n2,-1,50,20,30,60,0.4,-1,-1,-1\n5,-1,1,2,3,4,0.5,-1,-1,-1\n")

@@ -296,7 +296,14 @@ def resolve_yolo_weights(
 
 @functools.lru_cache(maxsize=4)
 def _load_yolo(path: str, models: ModelsConfig):
+    """The ultralytics model at ``path`` and its class names ``{index: name}``, or one line of InputError."""
     fmt = yolo_format(Path(path))
+    if fmt is None and Path(path).exists():
+        raise InputError(
+            f"{path}: not YOLO weights (expected a .pt, .onnx or .engine file or an *_openvino_model folder)"
+        )
+    if fmt == "openvino" and not any(Path(path).glob("*.xml")):
+        raise InputError(f"{path}: an OpenVINO export folder without its .xml model")
     missing = yolo_runtime_missing(fmt)
     if missing:
         raise InputError(f"{path}: {missing}")
@@ -305,9 +312,11 @@ def _load_yolo(path: str, models: ModelsConfig):
 
     try:
         model = YOLO(path, task="detect")
+        names = dict(getattr(model, "names", {}) or {})  # exports load here: a broken file fails in one line
     except Exception as exc:
-        raise InputError(f"{path}: not a loadable YOLO model ({type(exc).__name__}: {exc})") from None
-    return model
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise InputError(f"{path}: not a loadable YOLO model ({type(exc).__name__}: {first})") from None
+    return model, names
 
 
 def _export_imgsz(path: Path) -> int | None:
@@ -350,8 +359,7 @@ class YoloDetector:
             _warn_once(f"{self.weights}: a fixed-shape export for imgsz {fixed}; running at {fixed}")
             cfg = dataclasses.replace(cfg, imgsz=fixed)
         self.cfg = cfg
-        self.model = _load_yolo(str(self.weights), models)
-        names = getattr(self.model, "names", {}) or {}
+        self.model, names = _load_yolo(str(self.weights), models)
         ids = [k for k, v in names.items() if v == "person"]
         self.person = ids[0] if ids else 0
         self.batch_group = ("yolo", str(self.weights), self.device, cfg.imgsz, cfg.conf, cfg.iou, cfg.half)

@@ -401,7 +401,6 @@ def learn_transits(
     the shares). Each pair's log-normal is shrunk towards the pooled one of all successions with
     :data:`PRIOR_WEIGHT` pseudo-successions, so that a pair seen twice gets a sensible window.
     """
-    len(names)
     if not successions:
         return {}
     logs = np.log(np.array([g for _, _, g in successions]))

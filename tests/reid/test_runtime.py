@@ -129,6 +129,9 @@ def test_runtime_errors_are_input_errors(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(InputError, match="not a loadable ONNX model"):
         build_embedder(ReidConfig(weights=str(tmp_path / "junk.onnx")))
+    (tmp_path / "clip.mp4").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="clip.mp4: not an OpenVINO IR"):
+        build_embedder(ReidConfig(embedder="openvino", weights=str(tmp_path / "clip.mp4")))
 
 
 def test_fallback_warning_recommends_the_open_model(caplog, monkeypatch):

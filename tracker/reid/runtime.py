@@ -247,6 +247,8 @@ class OpenVinoEmbedder(_RuntimeEmbedder):
     def __init__(self, path: str | Path, batch_size: int = 64, threads: int = 0) -> None:
         ov = _runtime("openvino", "openvino")
         path = _model_file(path)
+        if Path(path).suffix.lower() not in (".xml", ".onnx"):  # OpenVINO would try every frontend on it
+            raise InputError(f"{path}: not an OpenVINO IR (expected the model's .xml beside its .bin)")
         core = ov.Core()
         try:
             model = core.read_model(str(path))
