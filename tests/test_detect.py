@@ -289,6 +289,26 @@ def test_motion_detector_keeps_a_person_who_stands_still():
     assert np.mean(found[-150:]) > 0.95  # ... the detector still reports them
 
 
+def test_a_standing_person_who_vanishes_for_two_frames_is_found_again():
+    """A standing person hidden for two frames (a passer-by the colour of the background, a glitch) is not
+    continued by any box, so only the remembered box (``lost_seconds``) tells the detector to look for them
+    against the slow background again: without it MOG2, which has learnt them, never reports them again."""
+    scene, bg = _standing_scene(n_stand=150)
+    hidden = (100, 101)
+    found = {}
+    for lost in (1.5, 0.0):
+        det = MotionDetector(
+            MotionConfig(history=100, warmup_frames=10, lost_seconds=lost), background=[bg] * 5
+        )
+        hits = []
+        for i, (img, x) in enumerate(scene):
+            (d,) = det.detect([Frame("cam", i + 1, i / 10, bg if i in hidden else img)])
+            box = np.array([[x, 44, x + 21, 131]], np.float32)
+            hits.append(bool(len(d)) and iou_matrix(d.xyxy, box).max() > 0.5)
+        found[lost] = np.mean(hits[hidden[-1] + 1 :])
+    assert found[1.5] > 0.95 and found[0.0] < 0.5
+
+
 def test_people_who_walk_together_stay_apart():
     """Two people seen apart, then side by side touching (one blob, too narrow for the width split): the
     previous frame's boxes split the blob into two people."""

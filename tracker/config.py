@@ -135,12 +135,14 @@ class MotionConfig(_Checked):
     close_kernel: int = 9
     still_threshold: float = 30.0  # colour difference from the slow background that keeps people foreground
     reference_seconds: float = 10.0  # time constant of the slow background's update
+    lost_seconds: float = 1.5  # a vanished person's box is still searched against the slow background
 
     def __post_init__(self) -> None:
         self._number("scale", 0, 1, lo_open=True)
         self._number("max_pixels", 4096)
         self._number("still_threshold", 0, 255, lo_open=True)
         self._number("reference_seconds", 0, lo_open=True)
+        self._number("lost_seconds", 0)
         self._number("history", 1)
         self._number("var_threshold", 0, lo_open=True)
         for name in ("warmup_frames", "background_frames"):

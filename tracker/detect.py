@@ -33,7 +33,7 @@ import numpy as np
 from tracker import env
 from tracker.config import DETECTORS, DetectConfig, ModelsConfig, MotionConfig
 from tracker.errors import InputError
-from tracker.geometry import nms
+from tracker.geometry import iou_matrix, nms
 from tracker.mot import read_mot
 from tracker.types import Detections, Frame
 
@@ -452,9 +452,9 @@ class MotionDetector:
 
     MOG2 learns anyone who stands still into its background within seconds; so a second, slow *reference*
     background (seeded with the median of frames sampled over the video, updated only where MOG2 sees
-    background and no person was found in the previous frame) keeps pixels near the previous frame's people
-    foreground while they differ from it by more than ``cfg.still_threshold`` (and are not a shadow: darker
-    with the same chromaticity).
+    background and no person was found in the previous frame) keeps pixels near the previous frame's people,
+    and near people no box has continued for up to ``cfg.lost_seconds``, foreground while they differ from it
+    by more than ``cfg.still_threshold`` (and are not a shadow: darker with the same chromaticity).
 
     A :class:`PerspectiveModel` learned from isolated upright blobs says how tall one person is at each
     image row: blobs much taller than that (one person behind another) are cut into a near person at the
@@ -483,6 +483,8 @@ class MotionDetector:
         self.scale: float | None = None  # working size / frame size, set on the first frame
         self._reference: np.ndarray | None = None  # (h, w, 3) float32 slow background
         self._previous: np.ndarray = np.zeros((0, 4), np.int32)  # last frame's boxes, working pixels
+        self._lost: list[tuple[list[int], float]] = []  # (box, time last seen) of people no box continues
+        self._clock = 0.0
         self._last_time: float | None = None
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
@@ -534,12 +536,24 @@ class MotionDetector:
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self.open_k)
         return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self.close_k)
 
+    def _remember_lost(self, now: np.ndarray, time: float | None) -> None:
+        """Keep the previous frame's boxes that no box of this frame continues (IoU < 0.3) for
+        ``cfg.lost_seconds``: a person who stops and whose blob breaks up for a frame (an occluder in front,
+        MOG2 learning them) is still looked for against the reference background where they were."""
+        clock = self._clock = (self._clock + 0.1) if time is None else float(time)
+        kept = [(box, t) for box, t in self._lost if clock - t <= self.cfg.lost_seconds]
+        kept += [(box, clock) for box in self._previous.tolist()]
+        if len(now) and kept:
+            overlap = iou_matrix(np.asarray([box for box, _ in kept], np.float32), now.astype(np.float32))
+            kept = [item for item, o in zip(kept, overlap.max(axis=1)) if o < 0.3]
+        self._lost = kept if self.cfg.lost_seconds > 0 else []
+
     def _near_people(self, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-        """The previous frame's boxes grown by a tenth of their size and clipped to the frame (working
-        pixels ``x1, y1, x2, y2``)."""
+        """The previous frame's boxes and the recently lost ones (:meth:`_remember_lost`) grown by a tenth of
+        their size and clipped to the frame (working pixels ``x1, y1, x2, y2``)."""
         h, w = shape
         out = []
-        for x1, y1, x2, y2 in self._previous.tolist():
+        for x1, y1, x2, y2 in self._previous.tolist() + [box for box, _ in self._lost]:
             mx, my = (x2 - x1) // 10 + 1, (y2 - y1) // 10 + 1
             out.append((max(x1 - mx, 0), max(y1 - my, 0), min(x2 + mx, w), min(y2 + my, h)))
         return out
@@ -585,7 +599,9 @@ class MotionDetector:
                 fill = float(fg[y1:y2, x1:x2].mean() / 255.0)
                 boxes.append([x1, y1, x2, y2])
                 scores.append(np.clip(0.35 + fill, 0.0, 0.99))
-        self._previous = np.asarray(boxes, np.int32).reshape(-1, 4)
+        now = np.asarray(boxes, np.int32).reshape(-1, 4)
+        self._remember_lost(now, time)
+        self._previous = now
         if not boxes:
             return Detections.empty()
         return Detections(np.asarray(boxes, np.float32) / self.scale, np.asarray(scores, np.float32))
