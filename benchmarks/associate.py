@@ -212,6 +212,10 @@ def _ablate(pairs: list[str], noises: list[float]) -> None:
             AssociateConfig(reentry_weight=0.0, reentry="person"),
             False,
         ),
+        "returns kept in sight by another view pay too (bridge_returns: false)": (
+            AssociateConfig(bridge_returns=False),
+            False,
+        ),
         "no learned network": (AssociateConfig(learn_network=False), False),
         "adaptive appearance evidence (experimental)": (AssociateConfig(appearance="adaptive"), False),
         "no appearance": (AssociateConfig(), True),

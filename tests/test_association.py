@@ -628,3 +628,54 @@ def test_a_strong_embedders_moderate_distances_are_discounted_only_where_its_mat
         associate(scene.tracklets, AssociateConfig(strong_factor=None)).global_ids, scene.person
     )
     assert p >= 0.99 and r > r_plain
+
+
+def _kept_in_sight_scene(spread: float, cam2_until: float):
+    """Two calibrated overlapping views. Person A walks lane 2 m for 10 s: cam2 sees them from 0 s to
+    ``cam2_until``, cam1 loses them between 3 s and 6 s (longer than ``break_gap``: a return into cam1).
+    Five others walk their own lanes in both views the whole time. Every embedding is ``e0`` tilted
+    towards a direction of its own (squared tilt ``spread`` for A's three tracklets; each person's two
+    views tilt differently), so the people look alike and A's two cam1 tracklets are no closer to each
+    other than many pairs of different people: the re-entry rule alone keeps such a return apart."""
+    h = synthetic_scene(1, (0, 0), dim=8, seed=0).calibration.homographies
+
+    def look(axis: int, c2: float) -> np.ndarray:
+        v = np.zeros(16, np.float32)
+        v[0], v[axis] = 1.0, np.sqrt(c2)
+        return v / np.linalg.norm(v)
+
+    def walk(cam: str, tid: int, lane: float, t0: float, t1: float, emb: np.ndarray) -> Tracklet:
+        frames = np.arange(round(t0 * 5), round(t1 * 5) + 1) + 1
+        times = (frames - 1) / 5.0
+        g = np.c_[2 + times, np.full(len(times), lane), np.ones(len(times))] @ h[cam].T
+        foot = g[:, :2] / g[:, 2:]
+        boxes = np.c_[foot[:, 0] - 15, foot[:, 1] - 80, foot[:, 0] + 15, foot[:, 1]]
+        return Tracklet(cam, tid, frames, times, boxes, np.ones(len(times)), embedding=emb)
+
+    tracklets = [
+        walk("cam2", 1, 2.0, 0, cam2_until, look(1, spread)),
+        walk("cam1", 1, 2.0, 0, 3, look(2, spread)),
+        walk("cam1", 2, 2.0, 6, 10, look(3, spread)),
+    ]
+    for m, c2 in enumerate((0.05, 0.1, 0.15, 0.3, 0.6)):
+        lane = 4.5 + 2.5 * m
+        tracklets += [walk("cam1", 10 + m, lane, 0, 10, look(4 + 2 * m, c2))]
+        tracklets += [walk("cam2", 10 + m, lane, 0, 10, look(5 + 2 * m, c2))]
+    return tracklets, Calibration(h), (CameraLink("cam1", "cam2", overlap=True),)
+
+
+@pytest.mark.parametrize("spread", [0.08, 0.1, 0.12])
+def test_a_return_another_view_saw_throughout_is_one_person(spread):
+    """A return into a view is refused on appearance alone among look-alikes (the re-entry rule), but not
+    when an overlapping view kept the person in sight at the same place the whole time (the sample scene's
+    person 10: cam1 loses them for 3.6 s while cam2 follows them)."""
+    tracklets, calibration, links = _kept_in_sight_scene(spread, cam2_until=10)
+    cfg = AssociateConfig(links=links)
+    g = associate(tracklets, cfg, calibration).global_ids
+    assert g[0] == g[1] == g[2] and g[0] not in g[3:]
+    off = associate(tracklets, dataclasses.replace(cfg, bridge_returns=False), calibration).global_ids
+    assert off[0] == off[1] and off[2] != off[1]
+    # cam2 loses them too before cam1 finds them again: nobody kept them in sight, the rule applies
+    tracklets, calibration, links = _kept_in_sight_scene(spread, cam2_until=4)
+    g = associate(tracklets, cfg, calibration).global_ids
+    assert g[2] != g[1]

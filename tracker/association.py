@@ -939,7 +939,7 @@ def _edge_terms(
     agree_cont = 1 - 2 * np.minimum(image / cfg.break_radius, 1.0)
 
     penalties = time_term + np.nan_to_num(transit) + np.nan_to_num(fast) + np.nan_to_num(together)
-    reentry = nan.copy()
+    reentry, kept_in_sight = nan.copy(), nan.copy()
     if model is not None:  # adaptive: evidence (log10 odds) summed, in units of evidence_full
         app_term, evidence = model.term(i, j, app, gap)
         app_ev = np.where(np.isnan(app), 0.0, cfg.evidence_full * (1.0 - app_term))
@@ -970,9 +970,13 @@ def _edge_terms(
         total = np.where(np.isnan(app), cfg.missing_appearance, scaled) + penalties
         total += np.nan_to_num(world) + np.nan_to_num(mapped) + np.nan_to_num(continuity)
         # a return into one camera that only appearance supports must look more alike than different people
-        # do in this run: the share of proven-different pairs at least as close is its false-match rate
-        reentry = nan.copy()
+        # do in this run: the share of proven-different pairs at least as close is its false-match rate; a
+        # return that an overlapping view saw throughout (bridge_returns) is the same person kept in sight
         back = np.flatnonzero((ci == cj) & np.isnan(continuity) & (gap > 0) & ~np.isnan(app))
+        if len(back) and cfg.bridge_returns:
+            seen = _bridged(v, i, j, back, np.fmax(agree_world, agree_map))
+            kept_in_sight[back[seen]] = 1.0
+            back = back[~seen]
         if len(back) and len(v.different):
             rate = closer[back] / len(v.different)
             reentry[back] = cfg.reentry_weight * np.clip(rate / cfg.reentry_rate, 0.0, 1.0)
@@ -994,8 +998,34 @@ def _edge_terms(
         "continuity": continuity,
         "transit_evidence": succession,
         "reentry_penalty": reentry,
+        "kept_in_sight": kept_in_sight,
     }
     return _Edges(i, j, total, terms, far_pairs)
+
+
+def _bridged(v: _Tracks, i: np.ndarray, j: np.ndarray, back: np.ndarray, agree: np.ndarray) -> np.ndarray:
+    """(len(back),) bool: which returns into one view (edges ``back``: ``i`` ended before ``j`` began, one
+    camera) another view saw throughout: a tracklet of another camera seen at the same time as both, at the
+    same place as each (``agree`` > 0, the positional agreement of a mapped or calibrated overlap), and
+    present from before ``i`` ended until after ``j`` began. Such a return is the same person kept in sight,
+    not a look-alike coming back."""
+    placed = np.flatnonzero(agree > 0)
+    if not len(placed):
+        return np.zeros(len(back), bool)
+    partners: dict[int, set[int]] = {}
+    for a, b in zip(i[placed].tolist(), j[placed].tolist()):
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    out = np.zeros(len(back), bool)
+    placed_here = np.zeros(len(v.items), bool)
+    placed_here[i[placed]] = placed_here[j[placed]] = True
+    for n in np.flatnonzero(placed_here[i[back]] & placed_here[j[back]]).tolist():
+        a, b = int(i[back[n]]), int(j[back[n]])
+        for k in partners.get(a, set()) & partners.get(b, set()):
+            if v.start[k] <= v.end[a] and v.end[k] >= v.start[b]:
+                out[n] = True
+                break
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1247,6 +1277,10 @@ def _reason(v: _Tracks, a: int, b: int, terms: dict[str, float], distance: float
             parts.append(
                 f"the track resumes {gap:.1f} s later {terms['image_distance']:.1f} box heights from "
                 f"where it was heading"
+            )
+        elif "kept_in_sight" in terms:
+            parts.append(
+                f"back in {ta.camera} {gap:.1f} s later, kept in sight by an overlapping view meanwhile"
             )
         else:
             parts.append(f"re-enters {ta.camera} {gap:.1f} s later")

@@ -351,6 +351,9 @@ class AssociateConfig(_Checked):
     # reentry_rate: a weak descriptor cannot rejoin look-alikes, a strong one rejoins as before
     reentry_weight: float = 0.6
     reentry_rate: float = 0.05
+    # ... unless another view kept them in sight: a tracklet of an overlapping view seen at the same place as
+    # both and present from before the first ended until after the second began (then appearance decides)
+    bridge_returns: bool = True
     # a person who leaves a view and comes back into it: person (one identity, appearance decides under the
     # rule above), visit (a new identity at each entry into a view, as MOTChallenge ground truth counts them;
     # only a continuation within break_gap joins two tracks of one camera), auto (visit for a run of one
