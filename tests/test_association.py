@@ -679,3 +679,20 @@ def test_a_return_another_view_saw_throughout_is_one_person(spread):
     tracklets, calibration, links = _kept_in_sight_scene(spread, cam2_until=4)
     g = associate(tracklets, cfg, calibration).global_ids
     assert g[2] != g[1]
+
+
+def test_the_learned_movements_between_views_are_recorded():
+    """Eight people each walk through cam1 and, 5 s after leaving it, through cam2 (distinct looks): run info
+    records the transit cam1 -> cam2 that the final identities show, with its typical time, for a user to
+    read and pin in ``associate.links``."""
+    tracklets = []
+    for k in range(8):
+        look = _unit(np.eye(8)[k] + 0.1)
+        tracklets += [
+            _tracklet("cam1", k + 1, 3 * k, 3 * k + 4, look),
+            _tracklet("cam2", k + 1, 3 * k + 9, 3 * k + 13, look),
+        ]
+    result = associate(tracklets, AssociateConfig())
+    assert len(set(result.global_ids.tolist())) == 8
+    (link,) = result.info["network"]["transits"]
+    assert (link["a"], link["b"], link["count"]) == ("cam1", "cam2", 8) and 4.5 <= link["median_s"] <= 5.5

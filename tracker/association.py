@@ -1368,6 +1368,11 @@ def associate(
             factor=factor,
         )
 
+    if cfg.learn_network and transits is None:
+        # the scaled distances do not use them (measured: the first pass joins too few successions for their
+        # evidence to help); learned from the final identities all the same, for run.json, so that a user
+        # sees how people move between the views and can pin it in associate.links
+        transits = _Transits.learn(v, root, cfg)
     first = {}
     for r in root.tolist():  # canonical order is first-appearance order
         first.setdefault(r, len(first) + 1)
