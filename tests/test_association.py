@@ -301,6 +301,13 @@ def test_visits_keep_a_return_apart_across_cameras_too():
 # ------------------------------------------------------------------------------------------ ground plane
 
 
+def _boxes_on_ground(homography: np.ndarray, ground_xy: np.ndarray, half_width: float, height: float):
+    """(T, 4) xyxy boxes standing on ground points (T, 2) metres, through a ground-to-image homography."""
+    g = np.c_[ground_xy, np.ones(len(ground_xy))] @ homography.T
+    foot = g[:, :2] / g[:, 2:]
+    return np.c_[foot[:, 0] - half_width, foot[:, 1] - height, foot[:, 0] + half_width, foot[:, 1]]
+
+
 def _twins_scene(separation: float):
     """Two people dressed identically walking side by side ``separation`` metres apart, seen at the same
     time by two overlapping calibrated cameras: cam1#1, cam1#2, cam2#1, cam2#2 with the lanes A, B, B, A
@@ -312,9 +319,7 @@ def _twins_scene(separation: float):
     tracklets = []
     for cam, lanes in (("cam1", (2.0, 2.0 + separation)), ("cam2", (2.0 + separation, 2.0))):
         for k, y in enumerate(lanes):
-            ground = np.c_[2 + 1.2 * times, np.full(len(times), y), np.ones(len(times))] @ h[cam].T
-            foot = ground[:, :2] / ground[:, 2:]
-            boxes = np.c_[foot[:, 0] - 15, foot[:, 1] - 80, foot[:, 0] + 15, foot[:, 1]]
+            boxes = _boxes_on_ground(h[cam], np.c_[2 + 1.2 * times, np.full(len(times), y)], 15, 80)
             tracklets.append(
                 Tracklet(
                     cam, k + 1, np.arange(len(times)) + 1, times, boxes, np.ones(len(times)), embedding=e
@@ -647,9 +652,7 @@ def _kept_in_sight_scene(spread: float, cam2_until: float):
     def walk(cam: str, tid: int, lane: float, t0: float, t1: float, emb: np.ndarray) -> Tracklet:
         frames = np.arange(round(t0 * 5), round(t1 * 5) + 1) + 1
         times = (frames - 1) / 5.0
-        g = np.c_[2 + times, np.full(len(times), lane), np.ones(len(times))] @ h[cam].T
-        foot = g[:, :2] / g[:, 2:]
-        boxes = np.c_[foot[:, 0] - 15, foot[:, 1] - 80, foot[:, 0] + 15, foot[:, 1]]
+        boxes = _boxes_on_ground(h[cam], np.c_[2 + times, np.full(len(times), lane)], 15, 80)
         return Tracklet(cam, tid, frames, times, boxes, np.ones(len(times)), embedding=emb)
 
     tracklets = [

@@ -754,7 +754,7 @@ class _Transits:
         successions = list(zip(v.cam[a].tolist(), v.cam[b].tolist(), gap.tolist()))
         c = len(v.names)
         ends = np.bincount(v.cam, minlength=c).astype(float)
-        links = learn_transits(successions, v.cam, v.names, ends)
+        links = learn_transits(successions, v.names, ends)
         span = np.array(
             [
                 max(float(v.end[v.cam == k].max() - v.start[v.cam == k].min()), 1.0) if ends[k] else 1.0
@@ -1009,17 +1009,21 @@ def _bridged(v: _Tracks, i: np.ndarray, j: np.ndarray, back: np.ndarray, agree: 
     same place as each (``agree`` > 0, the positional agreement of a mapped or calibrated overlap), and
     present from before ``i`` ended until after ``j`` began. Such a return is the same person kept in sight,
     not a look-alike coming back."""
+    out = np.zeros(len(back), bool)
     placed = np.flatnonzero(agree > 0)
-    if not len(placed):
-        return np.zeros(len(back), bool)
+    has_partner = np.zeros(len(v.items), bool)
+    has_partner[i[placed]] = has_partner[j[placed]] = True
+    todo = np.flatnonzero(has_partner[i[back]] & has_partner[j[back]])
+    if not len(todo):
+        return out
+    ends = np.zeros(len(v.items), bool)  # partners are needed only for the returns' two tracklets
+    ends[i[back[todo]]] = ends[j[back[todo]]] = True
+    placed = placed[ends[i[placed]] | ends[j[placed]]]
     partners: dict[int, set[int]] = {}
     for a, b in zip(i[placed].tolist(), j[placed].tolist()):
         partners.setdefault(a, set()).add(b)
         partners.setdefault(b, set()).add(a)
-    out = np.zeros(len(back), bool)
-    placed_here = np.zeros(len(v.items), bool)
-    placed_here[i[placed]] = placed_here[j[placed]] = True
-    for n in np.flatnonzero(placed_here[i[back]] & placed_here[j[back]]).tolist():
+    for n in todo.tolist():
         a, b = int(i[back[n]]), int(j[back[n]])
         for k in partners.get(a, set()) & partners.get(b, set()):
             if v.start[k] <= v.end[a] and v.end[k] >= v.start[b]:

@@ -540,13 +540,15 @@ class MotionDetector:
         """Keep the previous frame's boxes that no box of this frame continues (IoU < 0.3) for
         ``cfg.lost_seconds``: a person who stops and whose blob breaks up for a frame (an occluder in front,
         MOG2 learning them) is still looked for against the reference background where they were."""
+        if self.cfg.lost_seconds <= 0:
+            return
         clock = self._clock = (self._clock + 0.1) if time is None else float(time)
         kept = [(box, t) for box, t in self._lost if clock - t <= self.cfg.lost_seconds]
         kept += [(box, clock) for box in self._previous.tolist()]
         if len(now) and kept:
             overlap = iou_matrix(np.asarray([box for box, _ in kept], np.float32), now.astype(np.float32))
             kept = [item for item, o in zip(kept, overlap.max(axis=1)) if o < 0.3]
-        self._lost = kept if self.cfg.lost_seconds > 0 else []
+        self._lost = kept
 
     def _near_people(self, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
         """The previous frame's boxes and the recently lost ones (:meth:`_remember_lost`) grown by a tenth of

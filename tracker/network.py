@@ -393,11 +393,11 @@ MIN_LOG_STD = 0.25
 
 
 def learn_transits(
-    successions: list[tuple[int, int, float]], cam: np.ndarray, names: list[str], ends: np.ndarray
+    successions: list[tuple[int, int, float]], names: list[str], ends: np.ndarray
 ) -> dict[tuple[int, int], Transit]:
     """Transit models of every directed camera pair from ``successions`` ``(camera a, camera b, gap s)``.
 
-    ``cam``: camera of every tracklet, ``ends``: how many tracklet ends each camera has (the denominators of
+    ``names``: camera names by index, ``ends``: how many tracklet ends each camera has (the denominators of
     the shares). Each pair's log-normal is shrunk towards the pooled one of all successions with
     :data:`PRIOR_WEIGHT` pseudo-successions, so that a pair seen twice gets a sensible window.
     """
