@@ -1,9 +1,9 @@
-"""Offline appearance descriptor: multi-granularity colour and texture histograms (numpy + OpenCV, no torch).
+"""Offline appearance descriptor: colour and texture histograms of horizontal stripes (numpy + OpenCV, no torch).
 
 The fallback when no MGN checkpoint can be had. It describes a person as 6 horizontal stripes (PCB's six
 parts, LOMO's horizontal bands): head, shoulders, torso, hips, legs and feet each get their own colours and
 texture. Measured against MGN's whole body + 2 + 3 stripes with the same histograms: Market-1501 Rank-1
-18.3 -> 24.3 %, MARS-mini tracklets 42 -> 50 %, and on the development scenes' cross-camera tracklets
+18.3 -> 24.3 %, MARS-mini tracklets 46.9 -> 50.0 %, and on the development scenes' cross-camera tracklets
 Rank-1 0.56 -> 0.60 (``benchmarks/RESULTS.md``). Its job is cross-camera matching, so every part is chosen
 to survive the brightness and colour-balance differences between cameras:
 
