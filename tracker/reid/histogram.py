@@ -188,7 +188,7 @@ def _centre_weight() -> np.ndarray:
 
 
 def _segments() -> tuple[np.ndarray, np.ndarray]:
-    """Rows cut at every stripe edge of every granularity (for 1, 2, 3 stripes: at 1/3, 1/2, 2/3).
+    """Rows cut at every stripe edge of every granularity (1, 2 and 3 stripes would cut at 1/3, 1/2, 2/3).
 
     Returns (segment index of each of the WORK_H rows, (NUM_REGIONS, num_segments) 0/1 matrix saying
     which segments make up each region). Histograms are summed per segment (few bins per crop, so the
