@@ -699,3 +699,61 @@ def test_the_learned_movements_between_views_are_recorded():
     assert len(set(result.global_ids.tolist())) == 8
     (link,) = result.info["network"]["transits"]
     assert (link["a"], link["b"], link["count"]) == ("cam1", "cam2", 8) and 4.5 <= link["median_s"] <= 5.5
+
+
+@pytest.mark.parametrize("seed, dim", [(2, 16), (4, 24)])
+def test_a_return_just_past_the_closest_proven_different_pair_still_pays(seed, dim):
+    """One camera: eight people seen together (28 pairs proven different), then a person leaves and a
+    look-alike comes back, a little closer than the closest of those pairs and at half their median distance:
+    under the threshold on appearance alone, and no proven-different pair at least as close. That share is
+    not taken as 0: the normal tail of the different pairs' distances says such a look-alike is common
+    enough, so the return stays a new identity. A match far below every different pair is still joined."""
+    rng = np.random.default_rng(seed)
+    mean = np.ones(dim)
+    crowd = [_unit(mean + 0.25 * rng.standard_normal(dim)) for _ in range(8)]
+    emb = np.stack(crowd)
+    different = (1.0 - emb @ emb.T)[np.triu_indices(8, 1)]
+    a = _unit(mean + 0.3 * rng.standard_normal(dim))
+    side = rng.standard_normal(dim)
+    side = _unit(side - (side @ a) * a)
+    crowd_tracks = [
+        _tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)
+    ]
+    for distance, joined in ((0.95 * different.min(), False), (0.05 * np.median(different), True)):
+        angle = np.arccos(1.0 - distance)
+        b = np.cos(angle) * a + np.sin(angle) * side
+        tracklets = crowd_tracks + [
+            _tracklet("cam1", 100, 20, 25, a, foot=(100.0, 300.0)),
+            _tracklet("cam1", 101, 40, 45, b, foot=(500.0, 300.0)),
+        ]
+        result = associate(tracklets, AssociateConfig(reentry="person"))
+        scale = result.info["appearance_scale"]
+        if not joined:
+            assert 0.5 <= distance / scale <= 0.57  # alone under the 0.6 threshold, no different pair closer
+        assert (result.global_ids[-1] == result.global_ids[-2]) == joined
+
+
+def test_a_break_that_restarts_far_from_where_it_was_heading_is_judged_as_a_return():
+    """One camera, a crowd of look-alikes seen together, then a track that ends and another that starts 0.8 s
+    later, as alike as four of the crowd's 45 pairs. Where the track was heading it is a continuation and
+    joined; four box heights away (no one walks that in 0.8 s) it is no continuation but a return on
+    appearance alone, which the crowd's look-alikes make a likely false match: a new identity."""
+    rng = np.random.default_rng(1)
+    dim = 6
+    mean = np.ones(dim)
+    crowd = [_unit(mean + 0.25 * rng.standard_normal(dim)) for _ in range(10)]
+    emb = np.stack(crowd)
+    different = (1.0 - emb @ emb.T)[np.triu_indices(10, 1)]
+    distance = float(np.sort(different)[3])  # four of the 45 pairs at least as alike
+    a = _unit(mean + 0.25 * rng.standard_normal(dim))
+    side = rng.standard_normal(dim)
+    side = _unit(side - (side @ a) * a)
+    angle = np.arccos(1.0 - distance)
+    b = np.cos(angle) * a + np.sin(angle) * side
+    base = [_tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)]
+    base.append(_tracklet("cam1", 100, 20, 25, a, foot=(100.0, 300.0)))
+    for x, joined in ((105.0, True), (500.0, False)):  # box height 100: 0.05 and 4 heights from the heading
+        tracklets = [*base, _tracklet("cam1", 101, 25.8, 30, b, foot=(x, 300.0))]
+        result = associate(tracklets, AssociateConfig(reentry="person"))
+        assert distance / result.info["appearance_scale"] < 0.4  # with the heading's full penalty, under 0.6
+        assert (result.global_ids[-1] == result.global_ids[-2]) == joined

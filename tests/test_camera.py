@@ -9,6 +9,7 @@ import pytest
 from tracker.camera import Piece, process_camera, process_pieces
 from tracker.chunking import WHOLE
 from tracker.config import PipelineConfig, override
+from tracker.errors import InputError
 from tracker.pipeline import resolve_config
 from tracker.synthetic.render import render_scene
 from tracker.video import open_source
@@ -85,3 +86,44 @@ def test_motion_detector_is_seeded_with_the_whole_cameras_background(scene):
     assert seed is not None and seed.shape[2] == 3 and seed.shape[0] * seed.shape[1] <= 180 * 320
     assert np.array_equal(seed, chunk._median)
     assert build_detector(cfg.detect, cfg.models, None)._median is None
+
+
+class _CountingHistogram:
+    """The histogram descriptor, counting the crops it is given."""
+
+    def __init__(self) -> None:
+        from tracker.reid.histogram import HistogramEmbedder
+
+        self.inner, self.crops = HistogramEmbedder(), 0
+
+    def embed(self, crops):
+        self.crops += len(crops)
+        return self.inner.embed(crops)
+
+
+def test_trackers_compare_histograms_unless_told_to_use_the_runs_embedder(scene, monkeypatch):
+    """``track.appearance: histogram`` embeds every detection with the cheap histogram and leaves the run's
+    embedder to the tracklets' crops; ``reid`` sends every detection to the run's embedder; weight 0 neither."""
+    import tracker.camera as camera
+
+    def run(**settings):
+        tracking = _CountingHistogram()
+        monkeypatch.setattr(camera, "HistogramEmbedder", lambda: tracking)
+        embedder = _CountingHistogram()
+        piece = Piece(0, open_source(scene / "cam1.mp4").window(1, 60), WHOLE)
+        (result,) = process_pieces([piece], override(BASE, **settings), embedder)
+        kept = sum(len(t.crops) for t in result.tracks.tracklets)
+        return result, tracking.crops, embedder.crops - kept
+
+    by_histogram, tracking, extra = run(**{"track.appearance": "histogram"})
+    assert tracking > 0 and extra == 0
+    by_reid, tracking, extra = run(**{"track.appearance": "reid"})
+    assert tracking == 0 and extra > 0
+    # the run's embedder is the histogram here, so both routes must track alike
+    assert [t.boxes.tolist() for t in by_reid.tracks.tracklets] == [
+        t.boxes.tolist() for t in by_histogram.tracks.tracklets
+    ]
+    _, tracking, extra = run(**{"track.appearance_weight": 0.0})
+    assert tracking == 0 and extra == 0
+    with pytest.raises(InputError, match="track.appearance"):
+        override(BASE, **{"track.appearance": "colour"})

@@ -124,7 +124,8 @@ def test_pets09_default_association_with_the_shared_models(eval_data, tmp_path):
     (global ids in the MOT file): continuations of broken tracks are joined, and as in the sequence's ground
     truth a person who leaves the view and comes back is a new identity (``associate.reentry: auto`` with
     one camera), so association adds to the per-camera tracks (IDF1 0.794 with --no-associate) instead of
-    merging returns the ground truth counts apart (0.690 when returns were joined). Measured 0.852."""
+    merging returns the ground truth counts apart (0.690 when returns were joined). Measured 0.878 (0.852
+    before the trackers compared appearance frame to frame)."""
     import importlib.util
 
     if not (YOLO_EXPORT.is_dir() and OMZ_0288.is_file()):
@@ -142,7 +143,7 @@ def test_pets09_default_association_with_the_shared_models(eval_data, tmp_path):
     assert meta["association"]["reentry"] == "visit"
     metrics = evaluate_sequences({"PETS09-S2L1": (gt, out / "mot" / "vtest.txt")}, {"PETS09-S2L1": 795})
     check_floors(
-        "PETS09-S2L1, YOLOv8n + OMZ 0288, default", metrics["COMBINED"], {"IDF1": 0.82, "MOTA": 0.79}
+        "PETS09-S2L1, YOLOv8n + OMZ 0288, default", metrics["COMBINED"], {"IDF1": 0.85, "MOTA": 0.79}
     )
 
 

@@ -972,13 +972,23 @@ def _edge_terms(
         # a return into one camera that only appearance supports must look more alike than different people
         # do in this run: the share of proven-different pairs at least as close is its false-match rate; a
         # return that an overlapping view saw throughout (bridge_returns) is the same person kept in sight
-        back = np.flatnonzero((ci == cj) & np.isnan(continuity) & (gap > 0) & ~np.isnan(app))
+        # (a break whose track restarts beyond break_radius from where it was heading is no continuation)
+        unplaced = np.isnan(continuity) | (image > cfg.break_radius)
+        back = np.flatnonzero((ci == cj) & unplaced & (gap > 0) & ~np.isnan(app))
         if len(back) and cfg.bridge_returns:
             seen = _bridged(v, i, j, back, np.fmax(agree_world, agree_map))
             kept_in_sight[back[seen]] = 1.0
             back = back[~seen]
         if len(back) and len(v.different):
-            rate = closer[back] / len(v.different)
+            # the share of proven-different pairs at least as close is never taken as 0: it is at least a
+            # normal tail fitted to their distances (median, and the spread down to the 5th percentile as
+            # 1.645 sigma), so a look-alike just past the closest pair measured pays, a strong embedder's
+            # match far below them does not
+            from scipy.special import ndtr
+
+            sigma = _spread(v, scale) / 1.645
+            tail = ndtr((app[back] - scale) / sigma)
+            rate = np.maximum(closer[back] / len(v.different), tail)
             reentry[back] = cfg.reentry_weight * np.clip(rate / cfg.reentry_rate, 0.0, 1.0)
         total += np.nan_to_num(reentry)
     terms = {

@@ -31,6 +31,7 @@ from tracker.detect import Detector, build_detector
 from tracker.errors import InputError
 from tracker.geometry import crop_box
 from tracker.reid import Embedder, build_embedder, tracklet_embedding
+from tracker.reid.histogram import HistogramEmbedder
 from tracker.track import CameraTracker, max_misses
 from tracker.types import CameraInfo, Detections, Frame, Tracklet
 from tracker.video import FrameSource
@@ -105,8 +106,9 @@ def process_pieces(
 ) -> list[PieceResult]:
     """Detect, track and embed ``pieces`` in this process, reading them round-robin (one piece: in order).
 
-    ``cfg`` is a resolved config (no ``auto`` detector). With ``track.appearance_weight > 0`` each round's
-    detection crops are embedded in one batch for the tracker. ``on_frames(n)`` is called after each round
+    ``cfg`` is a resolved config (no ``auto`` detector). With ``track.appearance_weight > 0`` and an
+    ``embedder`` each round's detection crops are embedded in one batch for the trackers, by the histogram
+    descriptor or by ``embedder`` (``track.appearance``). ``on_frames(n)`` is called after each round
     with the number of frames read. Returns one result per piece, in order.
     """
     states = []
@@ -115,7 +117,7 @@ def process_pieces(
         det = build_detector(cfg.detect, cfg.models, src, p.detections)
         tracker = CameraTracker(cfg.track, src.info.fps / src.stride, src.camera)
         states.append(_State(p, iter(src), det, tracker))
-    appearance = embedder if cfg.track.appearance_weight > 0 else None
+    appearance = _tracking_appearance(cfg, embedder)
     per_round = max(1, cfg.detect.batch // max(1, len(states)))
     reader = ThreadPoolExecutor(min(len(states), READ_THREADS)) if len(states) > 1 else None
     try:
@@ -146,6 +148,14 @@ def process_pieces(
     if embedder is not None:
         _embed_crops(results, embedder, cfg.reid.batch_size)
     return results
+
+
+def _tracking_appearance(cfg: PipelineConfig, embedder: Embedder | None) -> Embedder | None:
+    """What the trackers compare detections with (``track.appearance``): the offline histogram or the run's
+    embedder; None when ``track.appearance_weight`` is 0 or the run has no appearance (``reid: none``)."""
+    if cfg.track.appearance_weight <= 0 or embedder is None:
+        return None
+    return HistogramEmbedder() if cfg.track.appearance == "histogram" else embedder
 
 
 def process_unit(pieces: Sequence[Piece], cfg: PipelineConfig, with_embedder: bool) -> list[PieceResult]:

@@ -204,12 +204,17 @@ class TrackConfig(_Checked):
     max_age: float = 2.5  # seconds without a match before a track dies
     min_length: int = 5  # tracks shorter than this (in frames) are dropped at the end
     interpolate: bool = True  # fill gaps of up to max_age linearly in the finished tracklets
-    appearance_weight: float = 0.0  # weight of the appearance cost when embeddings are available
+    # weight of the appearance cost in frame-to-frame matching (0: boxes only), and what it compares:
+    # histogram (the offline colour/texture descriptor of every detection, cheap enough for every frame)
+    # or reid (the run's embedder on every detection: costly for a CNN on a CPU). Never with reid: none.
+    appearance_weight: float = 0.3
+    appearance: str = "histogram"
     max_crops: int = 8
     min_crop_height: int = 24
 
     def __post_init__(self) -> None:
         self._choice("thresholds", ("auto", "fixed"))
+        self._choice("appearance", ("histogram", "reid"))
         self._number("tracked_rate_new", 0, 1)
         for name in ("high_thresh", "low_thresh", "new_track_thresh"):
             self._number(name)  # detector scores need not be in [0, 1] (raw public detections)
