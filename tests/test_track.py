@@ -239,3 +239,25 @@ def test_score_calibration_finds_where_detections_start_being_tracked():
         assert np.all(np.diff(cal._rates) >= 0)
         assert (cal.threshold(0.7) - offset) / scale == pytest.approx(0.6, abs=0.06)
         assert cal.out_of_range == (scale != 1.0)
+
+
+def test_a_detection_overlapping_another_track_does_not_change_its_tracks_appearance():
+    """Two people side by side (boxes at IoU 0.33) whose crops show each other for 19 frames: neither track
+    takes the other's look (``CROWDED_IOU``), so a detection halfway between them that looks like the first
+    goes to the first. Blending those crops in would have given the first track the second one's look."""
+    fa, fb = np.eye(4, dtype=np.float32)[:2]
+    left = np.array([80, 0, 120, 100], np.float32)
+    right = np.array([100, 0, 140, 100], np.float32)
+    t = CameraTracker(TrackConfig(min_hits=1, appearance_weight=0.3), fps=10)
+    t.update(1, 0.1, Detections(np.stack([left, right]), [0.9, 0.9]), features=np.stack([fa, fb]))
+    ids = []
+    for f in range(2, 21):
+        out = t.update(
+            f, f / 10, Detections(np.stack([left, right]), [0.9, 0.9]), features=np.stack([fb, fa])
+        )
+        ids.append(out.tracker_id.tolist())
+    assert ids == [ids[0]] * 19 and len(set(ids[0])) == 2  # each track keeps its own box throughout
+    between = t.update(
+        21, 2.1, Detections(np.array([[90, 0, 130, 100]], np.float32), [0.9]), features=fa[None]
+    )
+    assert between.tracker_id.tolist() == [ids[0][0]]
