@@ -232,6 +232,7 @@ def _ablate(pairs: list[str], noises: list[float]) -> None:
         gt_dir = scene / "gt" if (scene / "gt").is_dir() else scene
         with ResultsStore.open(run / "results.sqlite", readonly=True) as store:
             tracklets = store.tracklets()
+            sizes = {c.name: (c.width, c.height) for c in store.cameras()}
         meta = json.loads((run / "run.json").read_text())
         frames = {c["name"]: c["frames_processed"] for c in meta["cameras"]}
         people = _truth(tracklets, gt_dir)
@@ -241,7 +242,11 @@ def _ablate(pairs: list[str], noises: list[float]) -> None:
         for label, (cfg, blind) in variants.items():
             used = [dataclasses.replace(t, embedding=None) for t in tracklets] if blind else tracklets
             rows.append(
-                (label, "", _score(tracklets, associate(used, cfg).global_ids, gt_dir, frames, people))
+                (
+                    label,
+                    "",
+                    _score(tracklets, associate(used, cfg, frames=sizes).global_ids, gt_dir, frames, people),
+                )
             )
         for noise in noises:
             used, rank1 = _oracle(tracklets, people, noise)
@@ -249,7 +254,13 @@ def _ablate(pairs: list[str], noises: list[float]) -> None:
                 (
                     f"oracle appearance, noise {noise:g}",
                     f"{rank1:.2f}",
-                    _score(tracklets, associate(used, AssociateConfig()).global_ids, gt_dir, frames, people),
+                    _score(
+                        tracklets,
+                        associate(used, AssociateConfig(), frames=sizes).global_ids,
+                        gt_dir,
+                        frames,
+                        people,
+                    ),
                 )
             )
         for label, rank1, m in rows:

@@ -757,3 +757,31 @@ def test_a_break_that_restarts_far_from_where_it_was_heading_is_judged_as_a_retu
         result = associate(tracklets, AssociateConfig(reentry="person"))
         assert distance / result.info["appearance_scale"] < 0.4  # with the heading's full penalty, under 0.6
         assert (result.global_ids[-1] == result.global_ids[-2]) == joined
+
+
+def test_leaving_at_the_frame_edge_and_coming_in_there_is_no_broken_track():
+    """One 640x360 camera, look-alikes seen together, then a person walks out at the left edge and 0.8 s later
+    someone as alike as four of the crowd's 45 pairs walks in there. Without the frame size that looks like a
+    track broken at the edge and is joined; with it, it is an exit and an entry, judged as a return: a new
+    identity. The same two tracks in the middle of the frame are still a broken track and joined."""
+    rng = np.random.default_rng(1)
+    dim = 6
+    mean = np.ones(dim)
+    crowd = [_unit(mean + 0.25 * rng.standard_normal(dim)) for _ in range(10)]
+    emb = np.stack(crowd)
+    distance = float(np.sort((1.0 - emb @ emb.T)[np.triu_indices(10, 1)])[3])
+    a = _unit(mean + 0.25 * rng.standard_normal(dim))
+    side = rng.standard_normal(dim)
+    side = _unit(side - (side @ a) * a)
+    angle = np.arccos(1.0 - distance)
+    b = np.cos(angle) * a + np.sin(angle) * side
+    base = [_tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)]
+    sizes = {"cam1": (640, 360)}
+    for x, frames, joined in ((20.0, None, True), (20.0, sizes, False), (320.0, sizes, True)):
+        tracklets = [
+            *base,
+            _tracklet("cam1", 100, 20, 25, a, foot=(x + 150, 300.0), velocity=(-30.0, 0.0)),  # ends at x
+            _tracklet("cam1", 101, 25.8, 30, b, foot=(x + 2, 300.0), velocity=(30.0, 0.0)),
+        ]
+        result = associate(tracklets, AssociateConfig(reentry="person"), frames=frames)
+        assert (result.global_ids[-1] == result.global_ids[-2]) == joined, (x, frames)

@@ -254,9 +254,9 @@ def test_calibration_overlaps_are_what_association_receives(tmp_path, monkeypatc
     seen = []
     real = tracker.association.associate
 
-    def spy(tracklets, cfg, calibration=None):
+    def spy(tracklets, cfg, calibration=None, frames=None):
         seen.append(calibration)
-        return real(tracklets, cfg, calibration)
+        return real(tracklets, cfg, calibration, frames=frames)
 
     monkeypatch.setattr(tracker.association, "associate", spy)
     cfg = override(

@@ -17,7 +17,9 @@ N x N matrix is ever built.
    case and dropped: on 2048-d embeddings with a per-camera shift its cells follow the cameras, and it found
    a fifth to two fifths of a tracklet's same-person neighbours.)
    *Same camera, short break*: a tracklet that starts at most ``break_gap`` seconds after another one of the
-   same camera ended (a track broken by occlusion), with or without embeddings.
+   same camera ended (a track broken by occlusion), with or without embeddings. Where the cameras' frame
+   sizes are given, a track that ends at the edge of the frame and one that starts there are someone
+   leaving the view and someone coming in: no break, a return (below).
    *Calibrated views*: tracklets seen at the same time by two calibrated cameras whose views may overlap
    (the only cross-camera candidates of a tracklet without embedding).
 2. **Edge distance** ``d = appearance + time + transit + speed + world + continuity``; every term is on the
@@ -63,7 +65,7 @@ import heapq
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +79,7 @@ from tracker.network import PRIOR_WEIGHT as _PRIOR_WEIGHT
 from tracker.types import Tracklet
 
 _BLOCK = 512  # queries per block of the exact search
+EDGE_MARGIN = 0.01  # a box this share of the frame width from the frame's edge is at the edge
 
 
 @dataclass
@@ -157,7 +160,12 @@ class _Tracks:
     ``times`` and ``ground`` (foot point on the ground plane in metres, NaN for uncalibrated cameras).
     """
 
-    def __init__(self, tracklets: Sequence[Tracklet], homographies: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        tracklets: Sequence[Tracklet],
+        homographies: dict[str, np.ndarray],
+        sizes: Mapping[str, tuple[int, int]] | None = None,
+    ):
         self.items = list(tracklets)
         n = len(self.items)
         self.names = sorted({t.camera for t in self.items})
@@ -190,6 +198,13 @@ class _Tracks:
             self.ground[rows] = to_ground(inv, feet[rows])
         self.ground_first, self.ground_last = self.ground[first], self.ground[last]
         self.feet, self.heights = feet, height
+        # whether a track begins / ends with its box at the edge of the frame (cameras of known size only:
+        # NaN compares false)
+        size = np.array([(sizes or {}).get(c, (np.nan, np.nan)) for c in self.names], np.float64)
+        row_size = size[row_cam]  # (rows, 2) width, height
+        margin = EDGE_MARGIN * row_size[:, :1]
+        at_edge = (boxes[:, :2] <= margin).any(axis=1) | (boxes[:, 2:] >= row_size - margin).any(axis=1)
+        self.enters_at_edge, self.leaves_at_edge = at_edge[first], at_edge[last]
         # times made globally increasing (tracklet k shifted by k * span) for vectorised interpolation
         self._span = float(self.times.max() - self.times.min()) + 1.0 if n else 1.0
         self._key = self.times + np.repeat(np.arange(n) * self._span, lengths)
@@ -927,6 +942,7 @@ def _edge_terms(
 
     image = nan.copy()
     brk = np.flatnonzero((ci == cj) & (gap <= cfg.break_gap))
+    brk = brk[~(v.leaves_at_edge[i[brk]] & v.enters_at_edge[j[brk]])]  # out of the view and in: no break
     if len(brk):
         a, b = i[brk], j[brk]  # same camera and no frame overlap: a ended before b began
         predicted = v.head[a] + v.velocity[a] * gap[brk, None]
@@ -1317,13 +1333,16 @@ def associate(
     cfg: AssociateConfig,
     calibration: Calibration | None = None,
     constraints: Constraints | None = None,
+    frames: Mapping[str, tuple[int, int]] | None = None,
 ) -> Association:
     """Join tracklets of all cameras into global identities (see the module docstring for the method).
 
     ``tracklets`` are not modified. ``calibration``: the cameras' ground-plane homographies and which views
     overlap (:func:`tracker.calibration.load_calibration` reads ``cfg.calibration``); None: uncalibrated.
     ``constraints``: a reviewer's answers; ``same`` pairs are joined first (unless a hard cannot-link forbids
-    it), ``different`` pairs are cannot-links like the others.
+    it), ``different`` pairs are cannot-links like the others. ``frames``: ``{camera: (width, height)}`` of
+    the cameras' frames in pixels, so that leaving and entering at a frame's edge are not taken for a broken
+    track (cameras it lacks: no such check).
     """
     t0 = time.perf_counter()
     order = _canonical(tracklets)
@@ -1333,7 +1352,7 @@ def associate(
         ids[order] = np.arange(1, n + 1)
         return Association(ids, [], {"search": "none", "identities": n})
     calibration = calibration or Calibration()
-    v = _Tracks([tracklets[i] for i in order], calibration.homographies)
+    v = _Tracks([tracklets[i] for i in order], calibration.homographies, frames)
     topo = _Topology(v.names, cfg.links, calibration.overlaps)
     if cfg.learn_network:
         known = topo.decided | (v.calibrated[:, None] & v.calibrated[None, :])

@@ -258,7 +258,8 @@ def run(
             evidence: list = []
             association_info: dict = {}
             if cfg.associate.enabled:
-                assoc = associate(tracklets, cfg.associate, calibration)
+                frames = {r.info.name: (r.info.width, r.info.height) for r in results}
+                assoc = associate(tracklets, cfg.associate, calibration, frames=frames)
                 for tr, gid in zip(tracklets, assoc.global_ids):
                     tr.global_id = int(gid)
                 evidence = list(assoc.evidence)

@@ -178,7 +178,7 @@ def _reapply(
     cons = active_constraints(store)
     fresh = store.tracklets(crops=False)
     if setting is not None:
-        assoc = associate(fresh, setting.cfg, setting.calibration, cons)
+        assoc = associate(fresh, setting.cfg, setting.calibration, cons, setting.frames)
         labels = [int(g) for g in assoc.global_ids]
         evidence = list(assoc.evidence)
     else:

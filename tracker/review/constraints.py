@@ -17,7 +17,7 @@ boxes (:mod:`.carry`); ``run`` key ``tracklet_map`` records where each went, per
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracker.association import Constraints
@@ -154,12 +154,14 @@ def describe(edit: Edit) -> str:
 @dataclass(frozen=True)
 class Setting:
     """What re-associating part of a run needs: the run's association config (``appearance_scale`` fixed to
-    the value the whole run measured, so that a part is scored as the whole was), its calibration, and
-    warnings about how they were found (one line each)."""
+    the value the whole run measured, so that a part is scored as the whole was), its calibration, warnings
+    about how they were found (one line each) and the cameras' frame sizes (``{camera: (width, height)}``, as
+    the run gave them to association)."""
 
     cfg: AssociateConfig
     calibration: Calibration | None
     warnings: tuple[str, ...] = ()
+    frames: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def run_setting(store: ResultsStore) -> Setting | None:
@@ -193,4 +195,5 @@ def run_setting(store: ResultsStore) -> Setting | None:
     if calibration is None:
         stored = {c.name: c.homography for c in store.cameras() if c.homography is not None}
         calibration = Calibration(stored, None, "results store") if stored else None
-    return Setting(cfg, calibration, tuple(warnings))
+    frames = {c.name: (c.width, c.height) for c in store.cameras()}
+    return Setting(cfg, calibration, tuple(warnings), frames)

@@ -325,7 +325,7 @@ def partner_questions(
         by_key = {t.key: t for t in tracklets}
         scored = []
         for o in alike[:PARTNERS]:
-            found = joined(tracklets, cfg, setting.calibration, members[g], members[o], constraints)
+            found = joined(tracklets, cfg, setting, members[g], members[o], constraints)
             if found is None:
                 continue
             a, b, distance, edges = found
@@ -352,7 +352,7 @@ def partner_questions(
 
 
 def joined(
-    tracklets: Sequence[Tracklet], cfg, calibration, xs: list[Key], ys: list[Key], constraints: Constraints
+    tracklets: Sequence[Tracklet], cfg, setting, xs: list[Key], ys: list[Key], constraints: Constraints
 ) -> tuple[Key, Key, float, int] | None:
     """The association's merge of two whole identities (tracklet keys ``xs`` and ``ys``, their tracklets
     among ``tracklets``) at ``cfg``: ``(a, b, distance, edges)`` of the evidence that joins them (closest
@@ -362,7 +362,8 @@ def joined(
     tracklets = [t for t in tracklets if t.key in inside]
     same = [(xs[0], k) for k in xs[1:]] + [(ys[0], k) for k in ys[1:]]
     different = [p for p in constraints.different if p[0] in inside and p[1] in inside]
-    assoc = associate(tracklets, cfg, calibration, Constraints(tuple(same), tuple(different)))
+    cons = Constraints(tuple(same), tuple(different))
+    assoc = associate(tracklets, cfg, setting.calibration, cons, setting.frames)
     ids = {t.key: int(i) for t, i in zip(tracklets, assoc.global_ids)}
     if ids[xs[0]] != ids[ys[0]]:
         return None
@@ -437,7 +438,7 @@ def pair_questions(
         for n in sorted(clusters):
             if n == c or (n in changed and n < c):
                 continue
-            found = joined(tracklets, cfg, setting.calibration, clusters[c], clusters[n], constraints)
+            found = joined(tracklets, cfg, setting, clusters[c], clusters[n], constraints)
             if found is None:
                 continue
             a, b, distance, edges = found

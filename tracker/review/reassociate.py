@@ -100,7 +100,7 @@ def build_queue(store: ResultsStore, force: bool = False) -> int:
     started = time.perf_counter()
     cons = active_constraints(store)
     tracklets = store.tracklets(crops=False)
-    assoc = associate(tracklets, setting.cfg, setting.calibration, cons)
+    assoc = associate(tracklets, setting.cfg, setting.calibration, cons, setting.frames)
     scale = setting.cfg.appearance_scale or float(assoc.info.get("appearance_scale", 1.0))
     setting = dataclasses.replace(setting, cfg=dataclasses.replace(setting.cfg, appearance_scale=scale))
     gids = [i.global_id for i in store.identities()]
@@ -218,7 +218,8 @@ def _reassociate(
         if k not in held:
             different += [(k, group[0]) for i, (_, group) in enumerate(frozen) if i != open_to]
     same += list(seeds)
-    assoc = associate(tracklets, setting.cfg, setting.calibration, Constraints(tuple(same), tuple(different)))
+    region = Constraints(tuple(same), tuple(different))
+    assoc = associate(tracklets, setting.cfg, setting.calibration, region, setting.frames)
     label = {t.key: int(g) for t, g in zip(tracklets, assoc.global_ids)}
     found: dict[int, list[Key]] = {}
     for t in tracklets:
