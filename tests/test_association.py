@@ -733,24 +733,30 @@ def test_a_return_just_past_the_closest_proven_different_pair_still_pays(seed, d
         assert (result.global_ids[-1] == result.global_ids[-2]) == joined
 
 
+def _lookalike_crowd() -> tuple[list[Tracklet], np.ndarray, np.ndarray, float]:
+    """Ten look-alikes seen together in cam1 for 10 s (6-d embeddings near one mean: 45 proven-different
+    pairs) and two embeddings ``a``, ``b`` as far apart as the fourth closest of those pairs: ``(crowd
+    tracklets, a, b, that distance)``."""
+    rng = np.random.default_rng(1)
+    mean = np.ones(6)
+    crowd = [_unit(mean + 0.25 * rng.standard_normal(6)) for _ in range(10)]
+    emb = np.stack(crowd)
+    distance = float(np.sort((1.0 - emb @ emb.T)[np.triu_indices(10, 1)])[3])
+    a = _unit(mean + 0.25 * rng.standard_normal(6))
+    side = rng.standard_normal(6)
+    side = _unit(side - (side @ a) * a)
+    angle = np.arccos(1.0 - distance)
+    b = np.cos(angle) * a + np.sin(angle) * side
+    tracks = [_tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)]
+    return tracks, a, b, distance
+
+
 def test_a_break_that_restarts_far_from_where_it_was_heading_is_judged_as_a_return():
     """One camera, a crowd of look-alikes seen together, then a track that ends and another that starts 0.8 s
     later, as alike as four of the crowd's 45 pairs. Where the track was heading it is a continuation and
     joined; four box heights away (no one walks that in 0.8 s) it is no continuation but a return on
     appearance alone, which the crowd's look-alikes make a likely false match: a new identity."""
-    rng = np.random.default_rng(1)
-    dim = 6
-    mean = np.ones(dim)
-    crowd = [_unit(mean + 0.25 * rng.standard_normal(dim)) for _ in range(10)]
-    emb = np.stack(crowd)
-    different = (1.0 - emb @ emb.T)[np.triu_indices(10, 1)]
-    distance = float(np.sort(different)[3])  # four of the 45 pairs at least as alike
-    a = _unit(mean + 0.25 * rng.standard_normal(dim))
-    side = rng.standard_normal(dim)
-    side = _unit(side - (side @ a) * a)
-    angle = np.arccos(1.0 - distance)
-    b = np.cos(angle) * a + np.sin(angle) * side
-    base = [_tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)]
+    base, a, b, distance = _lookalike_crowd()
     base.append(_tracklet("cam1", 100, 20, 25, a, foot=(100.0, 300.0)))
     for x, joined in ((105.0, True), (500.0, False)):  # box height 100: 0.05 and 4 heights from the heading
         tracklets = [*base, _tracklet("cam1", 101, 25.8, 30, b, foot=(x, 300.0))]
@@ -764,18 +770,7 @@ def test_leaving_at_the_frame_edge_and_coming_in_there_is_no_broken_track():
     someone as alike as four of the crowd's 45 pairs walks in there. Without the frame size that looks like a
     track broken at the edge and is joined; with it, it is an exit and an entry, judged as a return: a new
     identity. The same two tracks in the middle of the frame are still a broken track and joined."""
-    rng = np.random.default_rng(1)
-    dim = 6
-    mean = np.ones(dim)
-    crowd = [_unit(mean + 0.25 * rng.standard_normal(dim)) for _ in range(10)]
-    emb = np.stack(crowd)
-    distance = float(np.sort((1.0 - emb @ emb.T)[np.triu_indices(10, 1)])[3])
-    a = _unit(mean + 0.25 * rng.standard_normal(dim))
-    side = rng.standard_normal(dim)
-    side = _unit(side - (side @ a) * a)
-    angle = np.arccos(1.0 - distance)
-    b = np.cos(angle) * a + np.sin(angle) * side
-    base = [_tracklet("cam1", k + 1, 0, 10, e, foot=(40.0 + 60 * k, 300.0)) for k, e in enumerate(crowd)]
+    base, a, b, _ = _lookalike_crowd()
     sizes = {"cam1": (640, 360)}
     for x, frames, joined in ((20.0, None, True), (20.0, sizes, False), (320.0, sizes, True)):
         tracklets = [
